@@ -1,0 +1,24 @@
+"""planner: a PCI layout for libvirt domains that keeps guest NIC names predictable.
+
+The public API is small and import-light (libvirt is imported only by hot-plug):
+
+- :func:`relayout` rewrites domain XML (a string) and returns the new XML and its plan.
+- :func:`hotplug` attaches a device to a domain at the address the layout reserves for it.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .errors import PlannerError
+from .policy import Policy
+from .relayout import RelayoutResult, relayout
+
+__all__ = ["PlannerError", "Policy", "RelayoutResult", "relayout", "hotplug", "__version__"]
+
+
+def hotplug(*args, **kwargs):
+    """Attach a device at its planned address; see :func:`planner.hotplug.hotplug`."""
+    from .hotplug import hotplug as _hotplug
+
+    return _hotplug(*args, **kwargs)

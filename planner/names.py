@@ -1,0 +1,60 @@
+"""The names a Linux guest gives its NICs, predicted from the plan.
+
+systemd's default NamePolicy (``kernel database onboard slot path``) takes, in order:
+``eno<N>`` from an ACPI index, ``ens<N>`` from the hot-plug slot, then the path name
+``enp<bus>s<slot>``. On i440fx every slot of bus 0 is an ACPI hot-plug slot whose
+number is the slot, hence ``ens<slot>``. Behind bridges and root ports the path
+name applies, and ``<bus>`` is the number the guest gives the bus when it
+enumerates the PCI tree, depth first, in address order: not libvirt's index.
+A function suffix ``f<N>`` is added for functions > 0 and multifunction slots.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from .pci import PciAddress
+from .topology import Bus
+
+
+def guest_bus_numbers(buses: dict[int, Bus], parent_of: dict[int, PciAddress]) -> dict[int, int]:
+    """Map controller index -> guest bus number, by a depth-first scan in address order.
+
+    ``parent_of`` gives each non-root controller's planned address (its bus is the
+    parent's controller index). Expander buses (pxb) carry their own busNr.
+    """
+    children: dict[int, list[tuple[PciAddress, int]]] = defaultdict(list)
+    for index, addr in parent_of.items():
+        children[addr.bus].append((addr, index))
+    numbers: dict[int, int] = {}
+    counter = [0]
+
+    def walk(index: int, number: int) -> None:
+        numbers[index] = number
+        counter[0] = max(counter[0], number)
+        for _, child in sorted(children.get(index, ())):
+            bus = buses.get(child)
+            if bus is not None and bus.bus_nr is not None:
+                continue  # an expander bus: its own root, numbered by busNr
+            counter[0] += 1
+            walk(child, counter[0])
+
+    walk(0, 0)
+    for index, bus in sorted(buses.items(), key=lambda kv: kv[1].bus_nr or 0):
+        if bus.bus_nr is not None and index not in numbers:
+            counter[0] = bus.bus_nr
+            walk(index, bus.bus_nr)
+    return numbers
+
+
+def predict(machine: str, addr: PciAddress, bus_numbers: dict[int, int], multifunction: bool,
+            acpi_index: int | None = None) -> str:  # fmt: skip
+    if acpi_index:
+        return f"eno{acpi_index}"
+    func = f"f{addr.function}" if addr.function or multifunction else ""
+    if machine == "pc" and addr.bus == 0:
+        return f"ens{addr.slot}{func}"
+    bus = bus_numbers.get(addr.bus)
+    if bus is None:
+        return "?"
+    return f"enp{bus}s{addr.slot}{func}"

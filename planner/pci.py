@@ -1,0 +1,55 @@
+"""PCI addresses as libvirt writes them: ``<address type='pci' domain= bus= slot= function=/>``.
+
+``bus`` is the *controller index* of the PCI controller the device plugs into, not
+the bus number the guest assigns during enumeration (see :mod:`planner.names`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MAX_SLOT = 0x1F
+MAX_FUNCTION = 7
+
+
+def parse_number(text: str, what: str) -> int:
+    """Read a libvirt number attribute: hex with ``0x`` or decimal (libvirt accepts both)."""
+    from .errors import InputError
+
+    s = text.strip()
+    try:
+        value = int(s, 16) if s.lower().startswith("0x") else int(s, 10)
+    except ValueError:
+        raise InputError(f"{what} {text!r} is not a number") from None
+    if value < 0:
+        raise InputError(f"{what} {text!r} is negative")
+    return value
+
+
+@dataclass(frozen=True, order=True)
+class PciAddress:
+    """A guest PCI address. Ordered like the guest scans: bus index, slot, function."""
+
+    domain: int
+    bus: int
+    slot: int
+    function: int = 0
+
+    @property
+    def slot_key(self) -> tuple[int, int, int]:
+        return (self.domain, self.bus, self.slot)
+
+    def with_slot(self, bus: int, slot: int) -> PciAddress:
+        return PciAddress(self.domain, bus, slot, self.function)
+
+    def attrs(self) -> dict[str, str]:
+        """Attribute values in libvirt's own formatting."""
+        return {
+            "domain": f"0x{self.domain:04x}",
+            "bus": f"0x{self.bus:02x}",
+            "slot": f"0x{self.slot:02x}",
+            "function": f"0x{self.function:x}",
+        }
+
+    def __str__(self) -> str:
+        return f"{self.domain:04x}:{self.bus:02x}:{self.slot:02x}.{self.function:x}"

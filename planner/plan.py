@@ -1,0 +1,81 @@
+"""A plan: where every PCI device of a domain goes. Pure data, no XML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .layout import Layout
+from .pci import PciAddress
+from .policy import Policy
+from .topology import Device, Role, Topology
+
+
+@dataclass(frozen=True)
+class Placement:
+    """A device's planned address. ``multifunction`` is the attribute libvirt needs on
+    function 0 of a slot with several functions (True), must not keep (False), or
+    whatever the device had (None)."""
+
+    device: Device
+    address: PciAddress
+    multifunction: bool | None = None
+
+    @property
+    def moved(self) -> bool:
+        d = self.device
+        if d.pos is None or d.address != self.address:
+            return True
+        return self.multifunction is not None and self.multifunction != d.multifunction
+
+
+@dataclass(frozen=True)
+class NewController:
+    """A PCI controller the plan adds: a pci-bridge on pc, a pcie-root-port on q35."""
+
+    index: int
+    model: str
+    address: PciAddress
+    target: tuple[tuple[str, str], ...] = ()  # <target> attributes, e.g. chassis, port
+    after_index: int | None = None  # keep controllers ordered by index in the XML
+
+
+@dataclass(frozen=True)
+class Plan:
+    topology: Topology
+    policy: Policy
+    layout: Layout
+    placements: tuple[Placement, ...]
+    new_controllers: tuple[NewController, ...] = ()
+    acpi_indexes: dict[int, int] = field(default_factory=dict)  # device pos -> index to set
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def moves(self) -> tuple[Placement, ...]:
+        return tuple(p for p in self.placements if p.moved)
+
+    def address_of(self, device: Device) -> PciAddress:
+        for p in self.placements:
+            if p.device is device:
+                return p.address
+        raise KeyError(device)
+
+    @property
+    def nic_placements(self) -> tuple[Placement, ...]:
+        return tuple(p for p in self.placements if p.device.role is Role.NIC)
+
+
+def make_plan(topology: Topology, policy: Policy) -> Plan:
+    """Plan the layout of a domain for its machine type."""
+    if topology.machine == "q35":
+        from .plan_q35 import plan_q35
+
+        plan = plan_q35(topology, policy)
+    else:
+        from .plan_pc import plan_pc
+
+        plan = plan_pc(topology, policy)
+    if policy.acpi_index:
+        from .acpi import assign_acpi_indexes
+
+        plan = assign_acpi_indexes(plan)
+    return plan

@@ -1,0 +1,122 @@
+"""What planner prints: the plan as JSON and the slot map of ``planner show``."""
+
+from __future__ import annotations
+
+import json
+
+from .layout import Layout
+from .names import guest_bus_numbers, predict
+from .pci import MAX_SLOT, PciAddress
+from .plan import Plan
+from .relayout import nic_names, plan_document
+from .topology import Device, Role, Topology, read_topology
+from .xmldoc import Document
+
+
+def _dev(d: Device) -> str:
+    return f"{d.label} {d.detail}".strip()
+
+
+def plan_json(plan: Plan, changed: bool) -> dict:
+    lay = plan.layout
+    out: dict = {"machine": plan.topology.machine, "changed": changed}
+    if lay.machine == "pc":
+        out["nic_range"] = {"bus": 0, "first_slot": lay.nic_first,
+                            "last_slot": lay.nic_first + lay.nic_capacity - 1,
+                            "capacity": lay.nic_capacity}  # fmt: skip
+        out["other_first_slot"] = lay.other_first
+    else:
+        out["nic_ports"] = list(lay.nic_ports)
+        out["other_ports"] = list(lay.other_ports)
+        out["spare_other_ports"] = list(lay.spare_other_ports)
+    out["moves"] = [
+        {"device": _dev(p.device), "from": str(p.device.address) if p.device.address else None,
+         "to": str(p.address)}
+        for p in plan.moves
+    ]  # fmt: skip
+    out["added_controllers"] = [
+        {"index": c.index, "model": c.model, "address": str(c.address)} for c in plan.new_controllers
+    ]
+    out["nics"] = [{"device": _dev(d), "address": str(a), "guest_name": n} for d, a, n in nic_names(plan)]
+    if plan.acpi_indexes:
+        out["acpi_indexes"] = {str(plan.topology.device(pos).detail): i for pos, i in plan.acpi_indexes.items()}
+    return out
+
+
+def _current_rows(topo: Topology):
+    """(address, device) for the domain as it is, and the devices libvirt has yet to place."""
+    placed, unplaced = [], []
+    for d in topo.devices:
+        a = d.address or (d.fixed_at if d.pos is not None else None)
+        (placed if a else unplaced).append((a, d))
+    return placed, unplaced
+
+
+def show(data: bytes | str, planned: bool = False, as_json: bool = False, **overrides) -> str:
+    """A slot map a person reads at a glance: one row per function in use."""
+    doc = Document.parse(data)
+    if planned:
+        plan = plan_document(doc, **overrides)
+        topo, lay = plan.topology, plan.layout
+        rows = [(p.address, p.device) for p in plan.placements]
+        unplaced: list = []
+        parents = {p.device.provides_bus: p.address for p in plan.placements if p.device.provides_bus}
+        parents.update({c.index: c.address for c in plan.new_controllers})
+        acpi = {**topo.acpi_indexes, **plan.acpi_indexes}
+    else:
+        topo = read_topology(doc)
+        lay = topo.layout
+        rows, unplaced = _current_rows(topo)
+        parents = {b.index: b.parent for b in topo.buses.values() if b.parent}
+        acpi = topo.acpi_indexes
+    numbers = guest_bus_numbers(topo.buses, parents)
+    per_slot: dict[tuple[int, int], int] = {}
+    for a, _ in rows:
+        per_slot[(a.bus, a.slot)] = per_slot.get((a.bus, a.slot), 0) + 1
+
+    entries = []
+    for a, d in sorted(rows, key=lambda r: (numbers.get(r[0].bus, 999), r[0])):
+        name = ""
+        if d.role is Role.NIC:
+            name = predict(topo.machine, a, numbers, per_slot[(a.bus, a.slot)] > 1, acpi.get(d.pos))
+        entries.append({"address": _bsf(a), "device": _dev(d), "role": d.role.value, "guest_name": name})
+    free = _free(topo, lay, rows)
+    if as_json:
+        return json.dumps({"machine": topo.machine, "slots": entries, "free": free,
+                           "unassigned": [_dev(d) for _, d in unplaced]}, indent=2) + "\n"  # fmt: skip
+    lines = [f"{'bus:slot.fn':<12} {'device':<44} {'role':<13} guest name"]
+    for e in entries:
+        lines.append(f"{e['address']:<12} {e['device'][:44]:<44} {e['role']:<13} {e['guest_name']}")
+    for f in free:
+        lines.append(f"{f['slots']:<12} {'(free)':<44} {f['role']:<13}")
+    for _, d in unplaced:
+        lines.append(f"{'--:--.-':<12} {_dev(d)[:44]:<44} {d.role.value:<13} (libvirt assigns at define)")
+    if lay is None:
+        lines.append("no planner layout recorded: run `planner relayout` to pin it")
+    return "\n".join(lines) + "\n"
+
+
+def _bsf(a: PciAddress) -> str:
+    return f"{a.bus:02x}:{a.slot:02x}.{a.function:x}"
+
+
+def _free(topo: Topology, lay: Layout | None, rows) -> list[dict]:
+    """Free slots of bus 0 (pc) or empty root ports (q35), as ranges with their role."""
+    used = {(a.bus, a.slot) for a, _ in rows}
+    if topo.machine == "pc":
+        nic = set(lay.nic_slots) if lay else set()
+        cells = [(s, "nic-reserved" if s in nic else "free") for s in range(2, MAX_SLOT + 1)
+                 if (0, s) not in used]  # fmt: skip
+        out: list[dict] = []
+        for slot, role in cells:
+            if out and out[-1]["role"] == role and out[-1]["_last"] == slot - 1:
+                out[-1]["_last"] = slot
+            else:
+                out.append({"_first": slot, "_last": slot, "role": role})
+        return [{"slots": f"00:{f['_first']:02x}" + (f"-{f['_last']:02x}" if f["_last"] != f["_first"] else ""),
+                 "role": f["role"]} for f in out]  # fmt: skip
+    nic_ports = set(lay.nic_ports) if lay else set()
+    busy = {a.bus for a, _ in rows}
+    return [{"slots": f"port {i}", "role": "nic-reserved" if i in nic_ports else "free"}
+            for i, b in sorted(topo.buses.items())
+            if b.model == "pcie-root-port" and i not in busy]  # fmt: skip

@@ -1,0 +1,287 @@
+"""The PCI topology of a domain, read from its XML: devices, buses and roles.
+
+Everything the planner needs is captured here in frozen values, so planning is a
+pure function of a :class:`Topology` and a :class:`~planner.policy.Policy`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+
+from lxml import etree
+
+from . import devices, layout
+from .errors import InputError, UnsupportedError
+from .pci import MAX_FUNCTION, MAX_SLOT, PciAddress, parse_number
+from .xmldoc import Document
+
+
+class Role(str, Enum):
+    NIC = "nic"  # a guest network interface: its slot decides its name
+    FIXED = "fixed"  # pinned by the chipset or by libvirt (PIIX3 at slot 1, primary video)
+    OTHER = "other"  # any other PCI device
+
+
+@dataclass(frozen=True)
+class Device:
+    """A PCI device of the domain.
+
+    ``pos`` is the element's position in document order (the handle the rewrite
+    uses); an implicit device, one libvirt would add by itself, has ``pos`` None
+    and carries the ``markup`` that makes it explicit.
+    """
+
+    pos: int | None
+    kind: str
+    model: str
+    detail: str
+    address: PciAddress | None
+    role: Role
+    order: int  # document order among devices
+    rank: int = 0  # libvirt's assignment order for devices without an address
+    multifunction: bool = False
+    provides_bus: int | None = None  # a PCI controller: the controller index it provides
+    usb2: tuple[int, int] | None = None  # USB2 companion: (controller index, function)
+    integrated: bool = False
+    markup: str = ""
+    fixed_at: PciAddress | None = None  # where the chipset rules pin a FIXED device
+
+    @property
+    def label(self) -> str:
+        model = f" {self.model}" if self.model else ""
+        return f"{self.kind}{model}"
+
+
+@dataclass(frozen=True)
+class Bus:
+    """A PCI bus: the controller that provides it, by libvirt controller index."""
+
+    index: int
+    model: str
+    parent: PciAddress | None  # the controller's own address on its parent bus
+    pos: int | None = None
+    port: int | None = None  # pcie-root-port <target port=...>
+    chassis: int | None = None
+    bus_nr: int | None = None  # pci(e)-expander-bus <target busNr=...>
+
+
+@dataclass(frozen=True)
+class Topology:
+    machine: str  # "pc" or "q35": the chipset family
+    machine_type: str  # as written in the domain, e.g. "pc-i440fx-7.2"
+    devices: tuple[Device, ...]
+    buses: dict[int, Bus]
+    aliases: tuple[tuple[int, int], ...]  # (console pos, serial pos) sharing one address
+    layout: layout.Layout | None  # recorded by an earlier relayout
+    acpi_indexes: dict[int, int]  # device pos -> <acpi index>
+
+    @property
+    def nics(self) -> tuple[Device, ...]:
+        return tuple(d for d in self.devices if d.role is Role.NIC)
+
+    def device(self, pos: int) -> Device:
+        for d in self.devices:
+            if d.pos == pos:
+                return d
+        raise KeyError(pos)
+
+
+_PC = re.compile(r"^(pc|pc-i440fx-.*|pc-\d.*)$")
+_Q35 = re.compile(r"^(q35|pc-q35-.*)$")
+_X86 = {"x86_64", "i686"}
+
+
+def machine_family(root: etree._Element) -> tuple[str, str]:
+    """("pc"|"q35", machine type) for x86 machines; anything else is not supported yet."""
+    typ = root.find("os/type")
+    arch = typ.get("arch", "x86_64") if typ is not None else "x86_64"
+    mtype = (typ.get("machine") if typ is not None else None) or "pc"
+    if arch not in _X86:
+        raise UnsupportedError(f"architecture {arch} (machine {mtype}) is not supported yet")
+    if _PC.match(mtype):
+        return "pc", mtype
+    if _Q35.match(mtype):
+        return "q35", mtype
+    raise UnsupportedError(f"machine type {mtype!r} is not supported yet")
+
+
+def _address(el: etree._Element) -> tuple[PciAddress | None, bool]:
+    addr = el.find("address")
+    if addr is None or addr.get("type") != "pci" or addr.get("slot") is None:
+        return None, False  # no address, or <address type='pci'/>: libvirt assigns one
+    try:
+        a = PciAddress(
+            parse_number(addr.get("domain", "0"), "PCI domain"),
+            parse_number(addr.get("bus", "0"), "PCI bus"),
+            parse_number(addr.get("slot"), "PCI slot"),
+            parse_number(addr.get("function", "0"), "PCI function"),
+        )
+    except InputError as exc:
+        raise InputError(f"<{el.tag}>: {exc}") from None
+    if a.slot > MAX_SLOT or a.function > MAX_FUNCTION or a.bus > 0xFF or a.domain > 0xFFFF:
+        raise InputError(f"<{el.tag}> has PCI address {a} out of range (slot 0-0x1f, function 0-7)")
+    return a, addr.get("multifunction") == "on"
+
+
+def _int_attr(el: etree._Element | None, name: str) -> int | None:
+    if el is None or el.get(name) is None:
+        return None
+    return parse_number(el.get(name), name)
+
+
+def _primary_video(devs: etree._Element) -> etree._Element | None:
+    videos = devs.findall("video")
+    for v in videos:
+        model = v.find("model")
+        if model is not None and model.get("primary") == "yes":
+            return v
+    return videos[0] if videos else None
+
+
+def _fixed_pc(el: etree._Element, primary_video) -> PciAddress | None:
+    """The address libvirt's i440fx rules pin a device to, if any.
+
+    PIIX3 sits in slot 1: IDE controller 0 at 1.1, the PIIX3 USB controller at 1.2.
+    The primary video card goes to slot 2 (qemuDomainValidateDevicePCISlotsPIIX3).
+    """
+    if el.tag == "controller":
+        ctype, index = el.get("type"), el.get("index", "0")
+        if ctype == "ide" and parse_number(index, "index") == 0:
+            return PciAddress(0, 0, 1, 1)
+        if ctype == "usb" and parse_number(index, "index") == 0 and el.get("model", "piix3-uhci") == "piix3-uhci":
+            return PciAddress(0, 0, 1, 2)
+    if el is primary_video:
+        return PciAddress(0, 0, 2, 0)
+    return None
+
+
+def _implicit(devs: etree._Element, family: str, quote: str) -> list[tuple[str, str, str]]:
+    """Devices libvirt adds by itself at define time, which would then take a free slot.
+
+    Returns (kind, model, markup) for: the default virtio memballoon, and the
+    virtio-serial, SCSI and SATA controllers that channels and disks refer to.
+    """
+    q = quote
+    out: list[tuple[str, str, str]] = []
+    have = {(c.get("type"), parse_number(c.get("index", "0"), "index")) for c in devs.findall("controller")}
+
+    def need(ctype: str, index: int, model: str) -> None:
+        if (ctype, index) not in have:
+            have.add((ctype, index))
+            m = f" model={q}{model}{q}" if model else ""
+            out.append(("controller", model or ctype, f"<controller type={q}{ctype}{q} index={q}{index}{q}{m}/>"))
+
+    for el in devs:
+        if not isinstance(el.tag, str):
+            continue
+        addr = el.find("address")
+        atype = addr.get("type") if addr is not None else None
+        if el.tag in ("channel", "console"):
+            target = el.find("target")
+            if target is not None and target.get("type") == "virtio":
+                ctrl = parse_number(addr.get("controller", "0"), "controller") if atype == "virtio-serial" else 0
+                need("virtio-serial", ctrl, "")
+        elif el.tag in ("disk", "hostdev"):
+            bus = devices.disk_bus(el) if el.tag == "disk" else ("scsi" if el.get("type") == "scsi" else "")
+            if bus in ("scsi", "sata"):
+                ctrl = parse_number(addr.get("controller", "0"), "controller") if atype == "drive" else 0
+                if bus == "scsi":
+                    need("scsi", ctrl, "lsilogic")
+                elif family == "pc":  # q35 has its SATA controller built in at 00:1f.2
+                    need("sata", ctrl, "")
+    if devs.find("memballoon") is None:
+        out.append(("memballoon", "virtio", f"<memballoon model={q}virtio{q}/>"))
+    return out
+
+
+def read_topology(doc: Document) -> Topology:
+    """Read a domain's PCI topology. Raises InputError for addresses libvirt would refuse."""
+    root = doc.root
+    family, mtype = machine_family(root)
+    devs = root.find("devices")
+    if devs is None:
+        devs = etree.SubElement(etree.Element("domain"), "devices")  # no devices: empty set
+    from .xmldoc import dominant_quote
+
+    primary_video = _primary_video(devs)
+    items: list[Device] = []
+    buses: dict[int, Bus] = {}
+    serial_addr: dict[PciAddress, int] = {}
+    consoles: list[tuple[int, PciAddress]] = []
+    acpi: dict[int, int] = {}
+    ctrl_type_order: dict[str, int] = {}
+    order = 0
+    for el in devs:
+        if not isinstance(el.tag, str):
+            continue
+        pos = doc.position(el) if el in doc._index else None
+        if el.tag == "controller" and el.get("type") == "pci":
+            index = parse_number(el.get("index", "0"), "controller index")
+            model = el.get("model", "")
+            addr, _ = _address(el)
+            target = el.find("target")
+            if index in buses:
+                raise InputError(f"two PCI controllers have index {index}")
+            buses[index] = Bus(index, model, addr, pos, _int_attr(target, "port"),
+                               _int_attr(target, "chassis"), _int_attr(target, "busNr"))  # fmt: skip
+        if el.tag == "console":
+            addr, _ = _address(el)
+            if addr is not None:
+                consoles.append((pos, addr))
+            continue
+        if not devices.is_pci(el):
+            continue
+        addr, multi = _address(el)
+        if el.tag == "serial" and addr is not None:
+            serial_addr[addr] = pos
+        acpi_el = el.find("acpi")
+        if acpi_el is not None and acpi_el.get("index"):
+            acpi[pos] = parse_number(acpi_el.get("index"), "acpi index")
+        fixed_at = _fixed_pc(el, primary_video) if family == "pc" else None
+        if el.tag == "interface":
+            role = Role.NIC
+        elif fixed_at is not None:
+            role = Role.FIXED
+        else:
+            role = Role.OTHER
+        rank = devices.assign_rank(el) * 1000
+        if el.tag == "controller" and el.get("type") != "pci":
+            ctype = el.get("type", "")
+            ctrl_type_order.setdefault(ctype, len(ctrl_type_order))
+            rank += ctrl_type_order[ctype] * 100 + min(parse_number(el.get("index", "0"), "index"), 99)
+        usb2 = None
+        model = devices.model_of(el)
+        if el.tag == "controller" and model in devices.USB2_FUNCTIONS:
+            usb2 = (parse_number(el.get("index", "0"), "index"), devices.USB2_FUNCTIONS[model])
+        provides = parse_number(el.get("index", "0"), "index") if (el.tag == "controller" and el.get("type") == "pci") else None
+        items.append(Device(pos, el.tag, model, devices.describe(el), addr, role, order, rank,
+                            multi, provides, usb2, devices.is_integrated(el), fixed_at=fixed_at))  # fmt: skip
+        order += 1
+    for kind, model, markup in _implicit(devs, family, dominant_quote(doc.text)):
+        rank = devices.RANK.get(kind if kind != "controller" else "controller", 0) * 1000 + 999
+        items.append(Device(None, kind, model, "implicit", None, Role.OTHER, order, rank, markup=markup))
+        order += 1
+    root_model = "pci-root" if family == "pc" else "pcie-root"
+    if 0 not in buses:
+        buses[0] = Bus(0, root_model, None)
+    elif buses[0].model != root_model:
+        raise InputError(f"controller index 0 is {buses[0].model}, a {family} machine needs {root_model}")
+    aliases = tuple((cpos, serial_addr[a]) for cpos, a in consoles if a in serial_addr)
+    _check(items, buses)
+    return Topology(family, mtype, tuple(items), buses, aliases, layout.read(root), acpi)
+
+
+def _check(items: list[Device], buses: dict[int, Bus]) -> None:
+    """Refuse what libvirt would refuse: shared addresses and buses that do not exist."""
+    seen: dict[PciAddress, Device] = {}
+    for d in items:
+        a = d.address
+        if a is None:
+            continue
+        if a.bus not in buses:
+            raise InputError(f"<{d.kind}> sits on bus {a.bus:#04x}, but no PCI controller has index {a.bus}")
+        if a in seen:
+            raise InputError(f"<{seen[a].kind}> and <{d.kind}> both claim PCI address {a}")
+        seen[a] = d

@@ -1,0 +1,287 @@
+"""Safe parsing of domain XML and byte-faithful edits to it.
+
+lxml gives the tree the planner reads. The rewrite, though, is applied to the
+original text: only the start tags of changed ``<address>`` elements and the
+inserted elements differ, so quoting, attribute order, whitespace inside tags,
+comments, entity references and unknown or namespaced elements stay exactly as
+they were. An element is located in the text by its position in document order,
+which lxml's ``iter()`` and a scan of the start tags agree on for any well-formed
+document without a DTD (DTDs are refused: no entity can be expanded or fetched).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from .errors import InputError
+
+_PARSER_OPTS = dict(
+    resolve_entities=False,
+    no_network=True,
+    load_dtd=False,
+    dtd_validation=False,
+    huge_tree=False,
+    remove_blank_text=False,
+    remove_comments=False,
+    remove_pis=False,
+    strip_cdata=False,
+)
+
+# Markup tokens of a well-formed document, in the order they appear.
+_TOKEN = re.compile(
+    r"<!--.*?-->"
+    r"|<\?.*?\?>"
+    r"|<!\[CDATA\[.*?\]\]>"
+    r"|<!(?P<decl>[A-Za-z]+)"
+    r"|</(?P<end>[^\s>]+)\s*>"
+    r"|<(?P<start>[^\s/>!?]+)(?P<attrs>(?:\s+[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*)\s*(?P<empty>/?)>",
+    re.S,
+)
+_ATTR = re.compile(r"(\s+)([^\s=/>]+)(\s*=\s*)(\"[^\"]*\"|'[^']*')")
+
+
+@dataclass(frozen=True)
+class Span:
+    """Where an element sits in the text: its start tag, and its end tag if not empty."""
+
+    start: int
+    start_end: int  # index just past the start tag's '>'
+    end: int | None = None  # index of '</' of the end tag, None for an empty element
+    end_end: int | None = None
+
+
+def _decode(data: bytes | str) -> str:
+    if isinstance(data, str):
+        return data
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid UTF-8 at byte {exc.start}") from None
+
+
+@dataclass
+class Document:
+    """A parsed domain document: the original text, the lxml tree, and element spans."""
+
+    text: str
+    root: etree._Element
+    elements: list[etree._Element]
+    spans: list[Span]
+    _index: dict[etree._Element, int] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def parse(cls, data: bytes | str) -> Document:
+        text = _decode(data)
+        if not text.strip():
+            raise InputError("empty document")
+        # lxml refuses str input that carries an encoding declaration: give it bytes.
+        parser = etree.XMLParser(**_PARSER_OPTS)
+        try:
+            root = etree.fromstring(text.encode("utf-8"), parser)
+        except etree.XMLSyntaxError as exc:
+            msg = str(exc).splitlines()[0] if str(exc) else "syntax error"
+            raise InputError(f"malformed XML: {msg}") from None
+        tree = root.getroottree()
+        if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+            raise InputError("DTDs are not allowed in domain XML (no entities are expanded)")
+        if root.tag != "domain":
+            raise InputError(f"root element is <{root.tag}>, expected <domain>")
+        elements = [el for el in root.iter() if isinstance(el.tag, str)]
+        spans = _scan(text)
+        if len(spans) != len(elements):
+            raise InputError("document structure could not be mapped (entities are not supported)")
+        doc = cls(text, root, elements, spans)
+        doc._index = {el: i for i, el in enumerate(elements)}
+        return doc
+
+    def position(self, el: etree._Element) -> int:
+        return self._index[el]
+
+    def span(self, el: etree._Element) -> Span:
+        return self.spans[self._index[el]]
+
+    def indent_of(self, el: etree._Element) -> str:
+        """The whitespace between the start of el's line and its start tag."""
+        start = self.span(el).start
+        line_start = self.text.rfind("\n", 0, start) + 1
+        prefix = self.text[line_start:start]
+        return prefix if prefix.strip() == "" else ""
+
+    def indent_unit(self) -> str:
+        """The document's indentation step, guessed from the root's first child."""
+        for child in self.root:
+            if isinstance(child.tag, str):
+                unit = self.indent_of(child)
+                return unit or "  "
+        return "  "
+
+
+def _scan(text: str) -> list[Span]:
+    """Start/end tag spans of every element, in document order."""
+    spans: list[Span] = []
+    stack: list[int] = []
+    for m in _TOKEN.finditer(text):
+        if m.group("decl"):
+            raise InputError("DTDs are not allowed in domain XML (no entities are expanded)")
+        if m.group("start"):
+            spans.append(Span(m.start(), m.end()))
+            if not m.group("empty"):
+                stack.append(len(spans) - 1)
+        elif m.group("end"):
+            if not stack:
+                raise InputError("malformed XML: unbalanced end tag")
+            i = stack.pop()
+            s = spans[i]
+            spans[i] = Span(s.start, s.start_end, m.start(), m.end())
+    return spans
+
+
+def _quote(value: str, quote: str) -> str:
+    esc = value.replace("&", "&amp;").replace("<", "&lt;")
+    esc = esc.replace(quote, "&quot;" if quote == '"' else "&apos;")
+    return f"{quote}{esc}{quote}"
+
+
+def dominant_quote(text: str) -> str:
+    """The attribute quote character the document mostly uses (libvirt: ', virt-install: ")."""
+    return "'" if text.count("='") > text.count('="') else '"'
+
+
+class Editor:
+    """Collects text edits against a Document and applies them in one pass."""
+
+    def __init__(self, doc: Document):
+        self.doc = doc
+        self.quote = dominant_quote(doc.text)
+        self._edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
+
+    def set_attrs(self, el: etree._Element, values: dict[str, str | None]) -> None:
+        """Set (or with None, remove) attributes in el's start tag, in place.
+
+        Existing attributes keep their position and quote style; new ones are added
+        at the end of the tag in the document's dominant quote style.
+        """
+        span = self.doc.span(el)
+        tag = self.doc.text[span.start : span.start_end]
+        pending = dict(values)
+
+        def repl(m: re.Match[str]) -> str:
+            name = m.group(2)
+            if name not in pending:
+                return m.group(0)
+            value = pending.pop(name)
+            if value is None:
+                return ""
+            quote = m.group(4)[0]
+            return f"{m.group(1)}{name}{m.group(3)}{_quote(value, quote)}"
+
+        new_tag = _ATTR.sub(repl, tag)
+        extra = "".join(
+            f" {name}={_quote(value, self.quote)}"
+            for name, value in pending.items()
+            if value is not None
+        )
+        if extra:
+            closing = "/>" if new_tag.endswith("/>") else ">"
+            body = new_tag[: -len(closing)]
+            head = body.rstrip()
+            new_tag = head + extra + body[len(head) :] + closing
+        if new_tag != tag:
+            self._edits.append((span.start, span.start_end, new_tag))
+
+    def append_child(self, parent: etree._Element, markup: str) -> None:
+        """Insert markup as parent's last child, indented like its siblings."""
+        span = self.doc.span(parent)
+        own = self.doc.indent_of(parent)
+        children = [c for c in parent if isinstance(c.tag, str)]
+        child_indent = self.doc.indent_of(children[0]) if children else ""
+        if not child_indent:
+            child_indent = own + self.doc.indent_unit()
+        markup = _reindent(markup, child_indent)
+        if children:
+            after = self.doc.span(children[-1])
+            pos = after.end_end if after.end_end is not None else after.start_end
+            self._edits.append((pos, pos, "\n" + child_indent + markup))
+        elif span.end is None:  # <parent .../> becomes <parent ...>child</parent>
+            tag = self.doc.text[span.start : span.start_end]
+            opened = tag[:-2].rstrip() + ">"
+            close = f"\n{child_indent}{markup}\n{own}</{parent.prefix + ':' if parent.prefix else ''}"
+            close += f"{etree.QName(parent).localname}>"
+            self._edits.append((span.start, span.start_end, opened + close))
+        else:
+            inner = self.doc.text[span.start_end : span.end]
+            if inner.strip():  # text content only: keep it, add the child after it
+                self._edits.append((span.end, span.end, "\n" + child_indent + markup + "\n" + own))
+            else:
+                self._edits.append(
+                    (span.start_end, span.end, "\n" + child_indent + markup + "\n" + own)
+                )
+
+    def insert_after(self, sibling: etree._Element, markup: str) -> None:
+        """Insert markup right after sibling, at sibling's indentation."""
+        s = self.doc.span(sibling)
+        pos = s.end_end if s.end_end is not None else s.start_end
+        indent = self.doc.indent_of(sibling)
+        self._edits.append((pos, pos, "\n" + indent + _reindent(markup, indent)))
+
+    def replace(self, el: etree._Element, markup: str) -> None:
+        """Replace the whole element el with markup (kept at el's indentation)."""
+        s = self.doc.span(el)
+        end = s.end_end if s.end_end is not None else s.start_end
+        new = _reindent(markup, self.doc.indent_of(el))
+        if self.doc.text[s.start : end] != new:
+            self._edits.append((s.start, end, new))
+
+    @property
+    def changed(self) -> bool:
+        return bool(self._edits)
+
+    def result(self) -> str:
+        out, last = [], 0
+        for start, end, new in sorted(self._edits, key=lambda e: (e[0], e[1])):
+            if start < last:
+                raise AssertionError("overlapping XML edits")
+            out.append(self.doc.text[last:start])
+            out.append(new)
+            last = end
+        out.append(self.doc.text[last:])
+        return "".join(out)
+
+
+def _reindent(markup: str, indent: str) -> str:
+    """Indent every line of a multi-line markup snippet after the first."""
+    lines = markup.split("\n")
+    return "\n".join([lines[0]] + [indent + line if line else line for line in lines[1:]])
+
+
+def atomic_write(path: Path, data: str) -> None:
+    """Replace path with data atomically, keeping its permission bits.
+
+    The new content goes to a temporary file in the same directory, is flushed to
+    disk, then renamed over the original: a failure at any point leaves the
+    original untouched.
+    """
+    path = Path(path)
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
