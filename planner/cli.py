@@ -115,6 +115,8 @@ def cmd_relayout(args) -> int:
     if args.in_place and args.file == "-":
         raise PlannerError("--in-place needs a file, not stdin")
     result = relayout(_read_input(args.file), **_overrides(args))
+    for warning in result.plan.warnings:
+        print(f"planner: warning: {warning}", file=sys.stderr)
     if args.check:
         return EXIT_CHECK_DIRTY if result.changed else 0
     if args.json:

@@ -42,7 +42,6 @@ class _Group:
 
 
 def plan_pc(topo: Topology, policy: Policy) -> Plan:
-    nics = topo.nics
     fixed = [d for d in topo.devices if d.role is Role.FIXED]
     has_video = any(d.kind == "video" for d in fixed)
     first = policy.nic_start
@@ -50,14 +49,9 @@ def plan_pc(topo: Topology, policy: Policy) -> Plan:
     if first < lowest:
         what = "the primary video" if has_video else "the PIIX3"
         raise ImpossibleError(f"--nic-start {first} collides with {what}; the lowest is {lowest}")
-    capacity = max(policy.nic_slots, len(nics) + 1)
-    last = first + capacity - 1
-    if last > MAX_SLOT:
-        raise ImpossibleError(
-            f"{len(nics)} NICs with room for {capacity} from slot {first} need slots "
-            f"{first}-{last}, but bus 0 ends at slot {MAX_SLOT}"
-        )
-    layout = Layout("pc", policy, nic_first=first, nic_capacity=capacity, other_first=last + 1)
+    groups = _groups(topo)
+    nics, stay_behind, capacity, warnings = _nic_range(topo, policy, groups)
+    layout = Layout("pc", policy, nic_first=first, nic_capacity=capacity, other_first=first + capacity)
     placements: list[Placement] = []
 
     for d in fixed:  # the chipset's place, unless the device sits behind a bridge
@@ -68,24 +62,64 @@ def plan_pc(topo: Topology, policy: Policy) -> Plan:
         placements.append(Placement(d, PciAddress(0, 0, slot, 0), False if d.multifunction else None))
 
     behind = [d for d in topo.devices if d.role is Role.OTHER and d.address and d.address.bus != 0]
-    placements.extend(Placement(d, d.address) for d in behind)
+    placements.extend(Placement(d, d.address) for d in [*behind, *stay_behind])
 
-    groups = _groups(topo)
     root_slots = list(range(layout.other_first, MAX_SLOT + 1))
     new_controllers: list[NewController] = []
+    on_root, on_bridge, bridge_bus = groups, [], None
     if len(groups) > len(root_slots):
-        on_root, on_bridge, bridge = _overflow(topo, groups, root_slots)
-        new_controllers.append(bridge)
-    else:
-        on_root, on_bridge = groups, []
+        on_root, on_bridge, bridge_bus, new = _overflow(topo, groups, root_slots, placements)
+        new_controllers.extend(new)
+        warnings.append(f"bus 0 is full: {len(on_bridge)} device(s) go behind the pci-bridge "
+                        f"with index {bridge_bus}")  # fmt: skip
     for group, slot in zip(on_root, root_slots):
         placements.extend(_place_group(group, 0, slot))
     if on_bridge:
-        for group, slot in zip(on_bridge, BRIDGE_SLOTS):
-            placements.extend(_place_group(group, new_controllers[0].index, slot))
+        free = _free_bridge_slots(bridge_bus, placements)
+        for group, slot in zip(on_bridge, free):
+            placements.extend(_place_group(group, bridge_bus, slot))
     order = {id(d): i for i, d in enumerate(topo.devices)}
     placements.sort(key=lambda p: order[id(p.device)])
-    return Plan(topo, policy, layout, tuple(placements), tuple(new_controllers))
+    return Plan(topo, policy, layout, tuple(placements), tuple(new_controllers),
+                warnings=tuple(warnings))  # fmt: skip
+
+
+def _nic_range(topo: Topology, policy: Policy, groups: list[_Group]):
+    """The NICs that go to bus 0, those that stay behind bridges, and the range's capacity.
+
+    The range holds every NIC plus at least one free slot, or --nic-slots if more.
+    Only a domain with more NICs than bus 0 can hold (libvirt's own test domains
+    have 32) keeps the NICs already behind bridges there and may lose the spare
+    slot; both are reported as warnings.
+    """
+    nics = list(topo.nics)
+    first = policy.nic_start
+    room = MAX_SLOT - first + 1
+    pinned = sum(g.pinned_to_root for g in groups)
+    movable = len(groups) - pinned
+    target = _existing_bridge(topo) is not None
+    reserve = pinned + (1 if movable and not target else 0)
+    fits = room - reserve
+    wanted = max(policy.nic_slots, len(nics) + 1)
+    if wanted <= fits:
+        return nics, [], wanted, []
+    if len(nics) + 1 <= fits:
+        raise ImpossibleError(
+            f"--nic-slots {policy.nic_slots} from slot {first} does not fit: bus 0 has room for "
+            f"{fits} NIC slots next to {len(groups)} other device slot(s)"
+        )
+    warnings = []
+    stay = [d for d in nics if d.address and d.address.bus != 0]
+    if stay and len(nics) > fits:
+        nics = [d for d in nics if not (d.address and d.address.bus != 0)]
+        warnings.append(f"{len(stay)} NIC(s) do not fit on bus 0 and stay behind their bridges")
+    if len(nics) > fits:
+        raise ImpossibleError(f"{len(nics)} NICs do not fit on bus 0 from slot {first} "
+                              f"next to {reserve} other device slot(s)")  # fmt: skip
+    capacity = min(fits, max(policy.nic_slots, len(nics) + 1))
+    if capacity == len(nics):
+        warnings.append("the NIC range is full: a hot-plugged NIC will not find a slot")
+    return nics, stay, capacity, warnings
 
 
 def _place_nics(topo: Topology, nics: tuple[Device, ...], layout: Layout):
@@ -167,24 +201,42 @@ def _place_group(group: _Group, bus: int, slot: int) -> list[Placement]:
     return out
 
 
-def _overflow(topo: Topology, groups: list[_Group], root_slots: list[int]):
-    """Bus 0 is too small: a new pci-bridge in its last used slot takes the overflow.
+def _existing_bridge(topo: Topology) -> int | None:
+    """The index of the last pci-bridge or pci-expander-bus on bus 0, if any."""
+    found = [d.provides_bus for d in topo.devices if d.provides_bus is not None
+             and topo.buses[d.provides_bus].model in ("pci-bridge", "pci-expander-bus")
+             and (d.address is None or d.address.bus == 0)]  # fmt: skip
+    return max(found) if found else None
 
-    PCI controllers and integrated devices stay on bus 0. The bridge scans after
-    every bus 0 device, so the devices behind it keep their relative order.
+
+def _free_bridge_slots(bus: int, placements: list[Placement]) -> list[int]:
+    used = {p.address.slot for p in placements if p.address.bus == bus}
+    return [s for s in BRIDGE_SLOTS if s not in used]
+
+
+def _overflow(topo: Topology, groups: list[_Group], root_slots: list[int], placements):
+    """Bus 0 is too small: the overflow goes behind a pci-bridge.
+
+    That is the last bridge already on bus 0, else a new pci-bridge in the last
+    slot used. PCI controllers and integrated devices stay on bus 0; the devices
+    behind the bridge keep their relative order.
     """
+    existing = _existing_bridge(topo)
     pinned = [g for g in groups if g.pinned_to_root]
     movable = [g for g in groups if not g.pinned_to_root]
-    room = len(root_slots) - 1 - len(pinned)
-    if room < 0 or len(movable) - room > len(BRIDGE_SLOTS):
+    room = len(root_slots) - len(pinned) - (0 if existing is not None else 1)
+    bus = existing if existing is not None else max(topo.buses) + 1
+    free = len(_free_bridge_slots(bus, placements)) if existing is not None else len(BRIDGE_SLOTS)
+    if room < 0 or len(movable) - room > free:
         raise ImpossibleError(
             f"{len(groups)} non-NIC PCI slots do not fit above the NIC range "
-            f"(slots {root_slots[0]}-{MAX_SLOT}) even with a pci-bridge"
+            f"(slots {root_slots[0] if root_slots else MAX_SLOT + 1}-{MAX_SLOT}) even with a pci-bridge"
         )
     stay = set(map(id, pinned)) | set(map(id, movable[:room]))
     on_root = [g for g in groups if id(g) in stay]
     on_bridge = [g for g in groups if id(g) not in stay]
-    index = max(topo.buses) + 1
-    bridge = NewController(index, "pci-bridge", PciAddress(0, 0, root_slots[len(on_root)], 0),
-                           after_index=max(topo.buses))  # fmt: skip
-    return on_root, on_bridge, bridge
+    new = []
+    if existing is None:
+        new.append(NewController(bus, "pci-bridge", PciAddress(0, 0, root_slots[len(on_root)], 0),
+                                 after_index=max(topo.buses)))  # fmt: skip
+    return on_root, on_bridge, bus, new

@@ -196,6 +196,32 @@ def _implicit(devs: etree._Element, family: str, quote: str) -> list[tuple[str, 
     return out
 
 
+def _pci_indexes(devs: etree._Element) -> dict[int, int]:
+    """Controller index of every PCI controller, by id() of its element.
+
+    A controller written without an index (virt-install writes bare root ports)
+    gets the lowest unused one, in document order, as libvirt gives it;
+    index 0 is the root bus, whether written or implicit.
+    """
+    ctrls = [c for c in devs.findall("controller") if c.get("type") == "pci"]
+    out: dict[int, int] = {}
+    for c in ctrls:
+        if c.get("index") is not None:
+            idx = parse_number(c.get("index"), "controller index")
+            if idx in out.values():
+                raise InputError(f"two PCI controllers have index {idx}")
+            out[id(c)] = idx
+    taken = set(out.values())
+    for c in ctrls:
+        if id(c) not in out:
+            idx = 0 if c.get("model") in ("pci-root", "pcie-root") else 1
+            while idx in taken:
+                idx += 1
+            taken.add(idx)
+            out[id(c)] = idx
+    return out
+
+
 def read_topology(doc: Document) -> Topology:
     """Read a domain's PCI topology. Raises InputError for addresses libvirt would refuse."""
     root = doc.root
@@ -212,18 +238,17 @@ def read_topology(doc: Document) -> Topology:
     consoles: list[tuple[int, PciAddress]] = []
     acpi: dict[int, int] = {}
     ctrl_type_order: dict[str, int] = {}
+    pci_index = _pci_indexes(devs)
     order = 0
     for el in devs:
         if not isinstance(el.tag, str):
             continue
         pos = doc.position(el) if el in doc._index else None
         if el.tag == "controller" and el.get("type") == "pci":
-            index = parse_number(el.get("index", "0"), "controller index")
+            index = pci_index[id(el)]
             model = el.get("model", "")
             addr, _ = _address(el)
             target = el.find("target")
-            if index in buses:
-                raise InputError(f"two PCI controllers have index {index}")
             buses[index] = Bus(index, model, addr, pos, _int_attr(target, "port"),
                                _int_attr(target, "chassis"), _int_attr(target, "busNr"))  # fmt: skip
         if el.tag == "console":
@@ -255,7 +280,7 @@ def read_topology(doc: Document) -> Topology:
         model = devices.model_of(el)
         if el.tag == "controller" and model in devices.USB2_FUNCTIONS:
             usb2 = (parse_number(el.get("index", "0"), "index"), devices.USB2_FUNCTIONS[model])
-        provides = parse_number(el.get("index", "0"), "index") if (el.tag == "controller" and el.get("type") == "pci") else None
+        provides = pci_index.get(id(el))
         items.append(Device(pos, el.tag, model, devices.describe(el), addr, role, order, rank,
                             multi, provides, usb2, devices.is_integrated(el), fixed_at=fixed_at))  # fmt: skip
         order += 1
