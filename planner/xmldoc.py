@@ -124,6 +124,22 @@ class Document:
         return "  "
 
 
+def parse_element(data: bytes | str, what: str = "device XML") -> etree._Element:
+    """Parse a standalone element (a device for hot-plug) with the same safety rules."""
+    text = _decode(data)
+    if not text.strip():
+        raise InputError(f"{what} is empty")
+    try:
+        el = etree.fromstring(text.encode("utf-8"), etree.XMLParser(**_PARSER_OPTS))
+    except etree.XMLSyntaxError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else "syntax error"
+        raise InputError(f"malformed {what}: {msg}") from None
+    tree = el.getroottree()
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        raise InputError(f"DTDs are not allowed in {what} (no entities are expanded)")
+    return el
+
+
 def _scan(text: str) -> list[Span]:
     """Start/end tag spans of every element, in document order."""
     spans: list[Span] = []

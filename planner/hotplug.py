@@ -1,0 +1,196 @@
+"""``planner hotplug``: attach a device through libvirt at the address the layout keeps for it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from . import devices, virt
+from .errors import InputError, LibvirtRefused, NoRoomError, PlannerError
+from .hotplug_plan import choose
+from .names import guest_bus_numbers, predict
+from .pci import PciAddress
+from .topology import Topology, _address, read_topology
+from .xmldoc import Document, parse_element
+
+RETRIES = 5  # attempts when another tool takes the chosen address first
+TEMPLATE_DIRS = (
+    Path(__file__).resolve().parent.parent / "templates",
+    Path(sys.prefix) / "share" / "planner" / "templates",
+)
+
+
+@dataclass(frozen=True)
+class HotplugResult:
+    kind: str
+    address: PciAddress | None
+    guest_name: str | None
+    xml: str
+    attached: bool
+    warnings: tuple[str, ...] = field(default=())
+
+    def summary(self) -> str:
+        where = f"at {self.address}" if self.address else "where libvirt chose"
+        name = f" (guest name {self.guest_name})" if self.guest_name else ""
+        verb = "attached" if self.attached else "would be attached"
+        return f"{self.kind} {verb} {where}{name}"
+
+    def as_dict(self) -> dict:
+        return {"device": self.kind, "address": str(self.address) if self.address else None,
+                "guest_name": self.guest_name, "attached": self.attached,
+                "warnings": list(self.warnings)}  # fmt: skip
+
+
+def render_nic(type_: str, source: str | None, model: str = "virtio", mac: str | None = None,
+               template: str | None = None) -> str:  # fmt: skip
+    """A NIC's XML from the jinja2 template (templates/nic.xml.j2 or --template FILE)."""
+    import jinja2
+
+    if template:
+        path = Path(template)
+        loader = jinja2.FileSystemLoader(str(path.parent))
+        name = path.name
+    else:
+        loader = jinja2.FileSystemLoader([str(d) for d in TEMPLATE_DIRS])
+        name = "nic.xml.j2"
+    env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
+    try:
+        return env.get_template(name).render(type=type_, source=source, model=model, mac=mac)
+    except jinja2.TemplateError as exc:
+        raise InputError(f"template {template or name}: {exc}") from None
+
+
+def _topologies(xmls: dict[str, str]) -> list[Topology]:
+    return [read_topology(Document.parse(x)) for x in xmls.values()]
+
+
+def _guest_name(topo: Topology, addr: PciAddress, acpi_index: int | None) -> str:
+    parents = {b.index: b.parent for b in topo.buses.values() if b.parent}
+    return predict(topo.machine, addr, guest_bus_numbers(topo.buses, parents), False, acpi_index)
+
+
+def _with_address(el: etree._Element, addr: PciAddress) -> str:
+    el = etree.fromstring(etree.tostring(el))
+    for old in el.findall("address"):
+        el.remove(old)
+    etree.SubElement(el, "address", {"type": "pci", **addr.attrs()})
+    return etree.tostring(el, encoding="unicode")
+
+
+def _identify(device_xml: str) -> tuple[str, str | None]:
+    """(element name, MAC) of a device, read as plain data with xmltodict."""
+    import xmltodict
+
+    data = xmltodict.parse(device_xml, disable_entities=True)
+    kind = next(iter(data))
+    body = data[kind] if isinstance(data[kind], dict) else {}
+    mac = body.get("mac", {}).get("@address") if isinstance(body.get("mac"), dict) else None
+    return kind, mac
+
+
+def hotplug(domain, device_xml: str | bytes, *, conn=None, policy: str = "lowest",
+            live: bool = False, config: bool = False, dry_run: bool = False,
+            fallback: bool = False) -> HotplugResult:  # fmt: skip
+    """Attach a device to a domain (a virDomain, or a name/UUID with ``conn`` or a URI).
+
+    NICs go to the first free slot of the NIC range (``policy='lowest'``) or after
+    the highest NIC (``'after-last'``); other PCI devices go above the non-NIC
+    devices. A slot must be free in both the live and the persistent definition.
+    Attaches LIVE|CONFIG as the domain's state allows, so a restart keeps the slot.
+    """
+    if isinstance(domain, str):
+        conn = conn if conn is not None and not isinstance(conn, str) else virt.connect(conn)
+        domain = virt.lookup(conn, domain)
+    try:
+        el = parse_element(device_xml)
+    except InputError:
+        if not fallback:
+            raise
+        return _attach_fallback(domain, device_xml, live, config, dry_run, "device XML unreadable")
+    if not devices.is_pci(el):
+        raise InputError(f"<{el.tag}> is not a PCI device: attach it with virsh attach-device")
+    requested, _ = _address(el)
+    flags = virt.attach_flags(domain, live, config)
+    with virt.domain_lock(domain.UUIDString()):
+        for attempt in range(RETRIES):
+            topos = _topologies(virt.domain_xmls(domain))
+            try:
+                choice = choose(topos, el.tag, policy, requested)
+            except NoRoomError as exc:
+                if not fallback:
+                    raise
+                xml = etree.tostring(el, encoding="unicode")
+                return _attach_fallback(domain, xml, live, config, dry_run, str(exc))
+            xml = _with_address(el, choice.address)
+            acpi = el.find("acpi")
+            acpi_index = int(acpi.get("index")) if acpi is not None and acpi.get("index") else None
+            name = _guest_name(topos[0], choice.address, acpi_index) if el.tag == "interface" else None
+            result = HotplugResult(el.tag, choice.address, name, xml, not dry_run, choice.warnings)
+            if dry_run:
+                return result
+            try:
+                domain.attachDeviceFlags(xml, flags)
+                return result
+            except Exception as exc:  # libvirt.libvirtError
+                if virt.is_address_clash(exc) and requested is None and attempt < RETRIES - 1:
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise LibvirtRefused(f"libvirt refused the attach: {virt.message(exc)}") from None
+    raise LibvirtRefused("the address kept being taken by another attach")  # pragma: no cover
+
+
+def _attach_fallback(domain, xml, live, config, dry_run, why) -> HotplugResult:
+    """--fallback: let libvirt choose the address, then say where it put the device."""
+    kind, mac = _identify(xml)
+    if dry_run:
+        return HotplugResult(kind, None, None, xml, False, (f"{why}; libvirt would choose",))
+    flags = virt.attach_flags(domain, live, config)
+    before = {d.address for t in _topologies(virt.domain_xmls(domain)) for d in t.devices}
+    try:
+        domain.attachDeviceFlags(xml, flags)
+    except Exception as exc:
+        raise LibvirtRefused(f"libvirt refused the attach: {virt.message(exc)}") from None
+    topos = _topologies(virt.domain_xmls(domain))
+    new = [d.address for d in topos[0].devices if d.address and d.address not in before]
+    addr = new[0] if new else None
+    name = _guest_name(topos[0], addr, None) if kind == "interface" and addr else None
+    warning = f"{why}; libvirt chose {addr if addr else 'an address'}"
+    return HotplugResult(kind, addr, name, xml, True, (warning,))
+
+
+def run_cli(args) -> int:
+    if args.device:
+        if args.network or args.bridge or args.user or args.template or args.mac:
+            raise PlannerError("give a device file or NIC options, not both")
+        try:
+            data = sys.stdin.read() if args.device == "-" else Path(args.device).read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(f"cannot read {args.device}: {exc}") from None
+    else:
+        if args.network:
+            data = render_nic("network", args.network, args.model, args.mac, args.template)
+        elif args.bridge:
+            data = render_nic("bridge", args.bridge, args.model, args.mac, args.template)
+        elif args.user:
+            data = render_nic("user", None, args.model, args.mac, args.template)
+        else:
+            raise PlannerError("give a device XML file, or a NIC with --network, --bridge or --user")
+    result = hotplug(args.domain, data, conn=args.connect, policy=args.policy, live=args.live,
+                     config=args.config, dry_run=args.dry_run, fallback=args.fallback)  # fmt: skip
+    for w in result.warnings:
+        print(f"planner: warning: {w}", file=sys.stderr)
+    if args.json:
+        out = result.as_dict()
+        if args.dry_run:
+            out["xml"] = result.xml
+        print(json.dumps(out, indent=2))
+    elif args.dry_run:
+        print(result.xml)
+    else:
+        print(result.summary())
+    return 0
