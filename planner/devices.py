@@ -82,6 +82,28 @@ def disk_bus(el: etree._Element) -> str:
     return {"vd": "virtio", "sd": "scsi", "hd": "ide", "fd": "fdc", "xv": "xen"}.get(dev[:2], "")
 
 
+_DISK_PREFIXES = ("fd", "hd", "vd", "sd", "xvd", "ubd")
+
+
+def disk_index(el: etree._Element) -> int:
+    """The drive index of a disk's target name (vda 0, vdb 1, ..., vdz 25, vdaa 26), -1 if none.
+
+    libvirt keeps the disks of one bus sorted by this index from the moment it
+    parses a domain (virDomainDiskInsert, virDiskNameToIndex), so devices without
+    an address get their slots in this order, not in document order.
+    """
+    dev = _attr(_child(el, "target"), "dev")
+    rest = next((dev[len(p) :] for p in _DISK_PREFIXES if dev.startswith(p)), None)
+    if rest is None:
+        return -1
+    index = -1
+    for ch in rest:
+        if not ("a" <= ch <= "z"):
+            break
+        index = (index + 1) * 26 + ord(ch) - ord("a")
+    return index
+
+
 def is_pci(el: etree._Element) -> bool:
     """Does libvirt connect this device element through PCI (on x86)?"""
     atype = address_type(el)
