@@ -10,7 +10,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from . import devices, virt
+from . import acpi, devices, virt
 from .errors import InputError, LibvirtRefused, NoRoomError, PlannerError
 from .hotplug_plan import choose
 from .names import guest_bus_numbers, predict
@@ -119,16 +119,17 @@ def hotplug(domain, device_xml: str | bytes, *, conn=None, policy: str = "lowest
     with virt.domain_lock(domain.UUIDString()):
         for attempt in range(RETRIES):
             topos = _topologies(virt.domain_xmls(domain))
+            acpi_index = acpi.hotplug_index(topos, el, policy)
+            if acpi_index is not None:
+                virt.check_acpi_index_support(domain.connect())
             try:
                 choice = choose(topos, el.tag, policy, requested)
             except NoRoomError as exc:
                 if not fallback:
                     raise
-                xml = etree.tostring(el, encoding="unicode")
+                xml = acpi.with_index(etree.tostring(el, encoding="unicode"), acpi_index)
                 return _attach_fallback(domain, xml, live, config, dry_run, str(exc))
-            xml = _with_address(el, choice.address)
-            acpi = el.find("acpi")
-            acpi_index = int(acpi.get("index")) if acpi is not None and acpi.get("index") else None
+            xml = acpi.with_index(_with_address(el, choice.address), acpi_index)
             name = _guest_name(topos[0], choice.address, acpi_index) if el.tag == "interface" else None
             result = HotplugResult(el.tag, choice.address, name, xml, not dry_run, choice.warnings)
             if dry_run:
@@ -158,7 +159,9 @@ def _attach_fallback(domain, xml, live, config, dry_run, why) -> HotplugResult:
     topos = _topologies(virt.domain_xmls(domain))
     new = [d.address for d in topos[0].devices if d.address and d.address not in before]
     addr = new[0] if new else None
-    name = _guest_name(topos[0], addr, None) if kind == "interface" and addr else None
+    index = next((topos[0].acpi_indexes.get(d.pos) for d in topos[0].devices
+                  if addr and d.address == addr), None)  # fmt: skip
+    name = _guest_name(topos[0], addr, index) if kind == "interface" and addr else None
     warning = f"{why}; libvirt chose {addr if addr else 'an address'}"
     return HotplugResult(kind, addr, name, xml, True, (warning,))
 

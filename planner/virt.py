@@ -88,6 +88,33 @@ def attach_flags(dom, live: bool, config: bool) -> int:
     return flags
 
 
+ACPI_INDEX_LIBVIRT = (7, 3, 0)  # <acpi index='N'/> on PCI devices
+ACPI_INDEX_QEMU = (6, 0, 0)  # the acpi-index device property
+
+
+def _version(number: int) -> tuple[int, int, int]:
+    """libvirt's encoding major * 1000000 + minor * 1000 + release, as a tuple."""
+    return number // 1000000, number // 1000 % 1000, number % 1000
+
+
+def check_acpi_index_support(conn) -> None:
+    """Refuse (PlannerError) unless the connected libvirt and QEMU support ACPI indexes."""
+    libvirt = _libvirt()
+    try:
+        lib, qemu = _version(conn.getLibVersion()), _version(conn.getVersion())
+    except libvirt.libvirtError as exc:
+        raise LibvirtRefused(f"cannot read the libvirt and QEMU versions: {message(exc)}") from None
+
+    def text(v: tuple[int, ...]) -> str:
+        return ".".join(map(str, v))
+
+    if lib < ACPI_INDEX_LIBVIRT or qemu < ACPI_INDEX_QEMU:
+        raise PlannerError(
+            f"ACPI index naming needs libvirt >= {text(ACPI_INDEX_LIBVIRT)} and QEMU >= "
+            f"{text(ACPI_INDEX_QEMU)}; this host has libvirt {text(lib)} and QEMU {text(qemu)}"
+        )
+
+
 def is_address_clash(exc) -> bool:
     """libvirt refused because another attach took the address first."""
     text = message(exc).lower()
