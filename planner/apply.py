@@ -57,7 +57,8 @@ def apply_plan(doc: Document, plan: Plan) -> str:
 
     for c in plan.new_controllers:
         attrs = {"type": "pci", "index": str(c.index), "model": c.model}
-        markup = _with_child(_tag("controller", attrs, q), address_markup(c.address, q), unit)
+        markup = _with_child(_tag("controller", attrs, q),
+                             address_markup(c.address, q, c.multifunction), unit)  # fmt: skip
         if c.target:
             markup = markup.replace("\n", f"\n{unit}{_tag('target', dict(c.target), q)}\n", 1)
         _insert_device(ed, devices_el, markup, "controller", c.after_index)
@@ -75,6 +76,9 @@ def apply_plan(doc: Document, plan: Plan) -> str:
 
 
 def _set_address(ed: Editor, el: etree._Element, p: Placement, q: str) -> None:
+    if p.device.provides_bus is not None and el.get("index") is None:
+        # Devices now name this controller's bus: write the index libvirt would give it.
+        ed.set_attrs(el, {"index": str(p.device.provides_bus)})
     addr = el.find("address")
     if addr is None:
         ed.append_child(el, address_markup(p.address, q, bool(p.multifunction)))

@@ -37,6 +37,7 @@ class NewController:
     address: PciAddress
     target: tuple[tuple[str, str], ...] = ()  # <target> attributes, e.g. chassis, port
     after_index: int | None = None  # keep controllers ordered by index in the XML
+    multifunction: bool = False  # function 0 of a slot whose other functions are used
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,173 @@
-"""The q35 (PCIe) layout: not implemented yet."""
+"""The q35 (PCIe) layout: one pcie-root-port per device, NIC ports first in scan order.
+
+On q35 devices are hot-plugged into pcie-root-ports; pcie-root itself takes no
+hot-plug and a running guest cannot gain root ports. The guest names a NIC
+``enp<bus>s0``, where ``<bus>`` is the bus number it gives the NIC's root port
+while it enumerates the PCI tree depth first, in address order. So the root
+ports are placed on pcie-root (slot 2 functions 0-7, then slot 3, ..., as
+libvirt packs them) in this order:
+
+    NIC ports        one per NIC, in document order: guest buses 1..n
+    spare NIC ports  empty, for NICs hot-plugged later (--spare-ports)
+    other ports      the other devices, in their original order; a
+                     pcie-to-pci-bridge stays on its port, with its devices
+    spare ports      empty, for other devices hot-plugged later
+
+Integrated devices libvirt pins on pcie-root (primary video 01.0, ICH9 USB 1d,
+ICH9 sound 1b.0, SATA 1f.2, a dmi-to-pci-bridge) stay where they are.
+"""
 
 from __future__ import annotations
 
-from .errors import UnsupportedError
+from collections import defaultdict
+
+from .errors import ImpossibleError
+from .layout import Layout
+from .pci import MAX_SLOT, PciAddress
+from .plan import NewController, Placement, Plan
+from .policy import Policy
+from .topology import Device, Role, Topology
+
+ROOT_PORT = "pcie-root-port"
+FIRST_PORT_SLOT = 2  # slot 1 is the primary video's
 
 
-def plan_q35(topo, policy):
-    raise UnsupportedError(f"machine type {topo.machine_type!r} (q35) is not supported yet")
+def plan_q35(topo: Topology, policy: Policy) -> Plan:
+    ports = {i for i, b in topo.buses.items() if b.model == ROOT_PORT and (b.parent is None or b.parent.bus == 0)}
+    port_dev = {d.provides_bus: d for d in topo.devices if d.provides_bus in ports}
+    on_bus: dict[int, list[Device]] = defaultdict(list)
+    for d in topo.devices:
+        if d.address is not None:
+            on_bus[d.address.bus].append(d)
+
+    placements: dict[int, Placement] = {}  # id(device) -> placement
+    stays = [d for d in topo.devices if _stays(d, ports)]
+    for d in stays:
+        placements[id(d)] = Placement(d, d.address or d.fixed_at)
+    root_used = {p.address.slot for p in placements.values() if p.address.bus == 0}
+
+    # NIC units: a NIC alone at slot 0 of a root port keeps that port.
+    nic_units: list[tuple[int | None, Device]] = []
+    kept: set[int] = set()
+    for nic in topo.nics:
+        a = nic.address
+        alone = a and a.bus in ports and a.slot == 0 and a.function == 0 and len(on_bus[a.bus]) == 1
+        if alone and a.bus not in kept:
+            kept.add(a.bus)
+            nic_units.append((a.bus, nic))
+        else:
+            nic_units.append((None, nic))
+
+    # Other units: root ports with non-NIC content (by address), then devices
+    # that need a port of their own (in libvirt's assignment order).
+    def content(i: int) -> list[Device]:
+        return [d for d in on_bus[i] if d.role is not Role.NIC]
+
+    busy_ports = sorted((i for i in ports if i not in kept and content(i)), key=lambda i: _port_key(topo, i))
+    loose = sorted((d for d in topo.devices if d.address is None and d.role is not Role.NIC
+                    and d.provides_bus not in ports and id(d) not in placements),
+                   key=lambda d: (d.rank, d.order))  # fmt: skip
+    integrated = [d for d in loose if d.integrated]
+    loose = [d for d in loose if not d.integrated]
+    empty = sorted((i for i in ports if i not in kept and not content(i)), key=lambda i: _port_key(topo, i))
+
+    units: list[tuple[str, int | None, Device | None]] = []  # (part, existing port, device)
+    units += [("nic", port, nic) for port, nic in nic_units]
+    units += [("nic-spare", None, None)] * max(policy.spare_ports, 1)
+    units += [("other", i, None) for i in busy_ports]
+    units += [("other", None, d) for d in loose]
+    units += [("spare", None, None)] * policy.spare_other_ports
+
+    next_index = max(topo.buses) + 1
+    reuse = iter(empty)
+    port_of_unit: list[int] = []
+    new_ports: set[int] = set()
+    for _, port, _ in units:
+        if port is None:
+            port = next(reuse, None)
+        if port is None:
+            port, next_index = next_index, next_index + 1
+            new_ports.add(port)
+        port_of_unit.append(port)
+    leftover = list(reuse)  # empty root ports nobody needs: kept as spares
+    units += [("spare", i, None) for i in leftover]
+    port_of_unit += leftover
+
+    slots = _port_slots(root_used, len(units))
+    per_slot = defaultdict(int)
+    for slot, _ in slots:
+        per_slot[slot] += 1
+    new_controllers = []
+    for (part, _, dev), port, (slot, fn) in zip(units, port_of_unit, slots):
+        addr = PciAddress(0, 0, slot, fn)
+        multi = fn == 0 and per_slot[slot] > 1
+        if port in new_ports:
+            target = (("chassis", str(port)), ("port", f"0x{(slot << 3) + fn:x}"))
+            new_controllers.append(NewController(port, ROOT_PORT, addr, target, multifunction=multi))
+        else:
+            d = port_dev[port]
+            placements[id(d)] = Placement(d, addr, True if multi else (False if d.multifunction else None))
+        if dev is not None:
+            placements[id(dev)] = Placement(dev, PciAddress(0, port, 0, 0), False if dev.multifunction else None)
+
+    for i in busy_ports:  # their content keeps its address on the (moved) port
+        for d in on_bus[i]:
+            placements.setdefault(id(d), Placement(d, d.address))
+    for d in topo.devices:  # behind other bridges: unchanged
+        if id(d) not in placements and d.address is not None and _behind_bridge(d, ports):
+            placements[id(d)] = Placement(d, d.address)
+    used_now = {p.address.slot for p in placements.values() if p.address.bus == 0}
+    used_now |= {slot for slot, _ in slots}
+    for d in integrated:
+        free = next((s for s in range(MAX_SLOT, 0, -1) if s not in used_now), None)
+        if free is None:
+            raise ImpossibleError(f"no slot on pcie-root left for the integrated {d.label}")
+        used_now.add(free)
+        placements[id(d)] = Placement(d, PciAddress(0, 0, free, 0))
+
+    parts = defaultdict(list)
+    for (part, _, _), port in zip(units, port_of_unit):
+        parts[part].append(port)
+    layout = Layout("q35", policy, nic_ports=tuple(parts["nic"] + parts["nic-spare"]),
+                    other_ports=tuple(parts["other"]), spare_other_ports=tuple(parts["spare"]))  # fmt: skip
+    order = {id(d): i for i, d in enumerate(topo.devices)}
+    missing = [d for d in topo.devices if id(d) not in placements]
+    if missing:
+        raise ImpossibleError(f"cannot place {missing[0].label} on q35")
+    ordered = sorted(placements.values(), key=lambda p: order[id(p.device)])
+    new_controllers.sort(key=lambda c: c.index)
+    return Plan(topo, policy, layout, tuple(ordered), tuple(new_controllers))
+
+
+def _stays(d: Device, ports: set[int]) -> bool:
+    """Non-NIC devices on pcie-root other than root ports, and integrated ones, stay."""
+    if d.role is Role.NIC or d.provides_bus in ports:
+        return False
+    if d.address is None:
+        return d.fixed_at is not None
+    return d.address.bus == 0
+
+
+def _behind_bridge(d: Device, ports: set[int]) -> bool:
+    """Addressed on a bus that is neither pcie-root nor a root port: it stays."""
+    return d.role is not Role.NIC and d.address is not None and d.address.bus != 0 and d.address.bus not in ports
+
+
+def _port_key(topo: Topology, index: int) -> tuple:
+    parent = topo.buses[index].parent
+    return (0, parent.slot, parent.function) if parent else (1, index, 0)
+
+
+def _port_slots(root_used: set[int], count: int) -> list[tuple[int, int]]:
+    """(slot, function) on pcie-root for count root ports: 02.0-02.7, 03.0-..., as libvirt packs."""
+    out = []
+    for slot in range(FIRST_PORT_SLOT, MAX_SLOT + 1):
+        if slot in root_used:
+            continue
+        for fn in range(8):
+            if len(out) == count:
+                return out
+            out.append((slot, fn))
+    if len(out) < count:
+        raise ImpossibleError(f"{count} root ports do not fit on pcie-root")
+    return out

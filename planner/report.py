@@ -84,13 +84,13 @@ def show(data: bytes | str, planned: bool = False, as_json: bool = False, **over
     if as_json:
         return json.dumps({"machine": topo.machine, "slots": entries, "free": free,
                            "unassigned": [_dev(d) for _, d in unplaced]}, indent=2) + "\n"  # fmt: skip
-    lines = [f"{'bus:slot.fn':<12} {'device':<44} {'role':<13} guest name"]
+    lines = [f"{'bus:slot.fn':<12} {'device':<52} {'role':<13} guest name"]
     for e in entries:
-        lines.append(f"{e['address']:<12} {e['device'][:44]:<44} {e['role']:<13} {e['guest_name']}")
+        lines.append(f"{e['address']:<12} {e['device'][:52]:<52} {e['role']:<13} {e['guest_name']}")
     for f in free:
-        lines.append(f"{f['slots']:<12} {'(free)':<44} {f['role']:<13}")
+        lines.append(f"{f['slots']:<12} {'(free)':<52} {f['role']:<13}")
     for _, d in unplaced:
-        lines.append(f"{'--:--.-':<12} {_dev(d)[:44]:<44} {d.role.value:<13} (libvirt assigns at define)")
+        lines.append(f"{'--:--.-':<12} {_dev(d)[:52]:<52} {d.role.value:<13} (libvirt assigns at define)")
     if lay is None:
         lines.append("no planner layout recorded: run `planner relayout` to pin it")
     return "\n".join(lines) + "\n"

@@ -157,6 +157,26 @@ def _fixed_pc(el: etree._Element, primary_video) -> PciAddress | None:
     return None
 
 
+def _fixed_q35(el: etree._Element, primary_video) -> PciAddress | None:
+    """Integrated devices libvirt pins on pcie-root (qemuDomainValidateDevicePCISlotsQ35).
+
+    The ICH9 SATA controller 0 at 1f.2, the primary video at 01.0, the ICH9 USB2
+    controllers 0 at 1d, an ICH9 sound card at 1b.0.
+    """
+    if el.tag == "controller":
+        ctype, index = el.get("type"), parse_number(el.get("index", "0"), "index")
+        if ctype == "sata" and index == 0:
+            return PciAddress(0, 0, 0x1F, 2)
+        model = el.get("model", "")
+        if ctype == "usb" and index == 0 and model in devices.USB2_FUNCTIONS:
+            return PciAddress(0, 0, 0x1D, devices.USB2_FUNCTIONS[model])
+    if el is primary_video:
+        return PciAddress(0, 0, 1, 0)
+    if el.tag == "sound" and el.get("model") == "ich9":
+        return PciAddress(0, 0, 0x1B, 0)
+    return None
+
+
 def _implicit(devs: etree._Element, family: str, quote: str) -> list[tuple[str, str, str]]:
     """Devices libvirt adds by itself at define time, which would then take a free slot.
 
@@ -186,11 +206,18 @@ def _implicit(devs: etree._Element, family: str, quote: str) -> list[tuple[str, 
         elif el.tag in ("disk", "hostdev"):
             bus = devices.disk_bus(el) if el.tag == "disk" else ("scsi" if el.get("type") == "scsi" else "")
             if bus in ("scsi", "sata"):
-                ctrl = parse_number(addr.get("controller", "0"), "controller") if atype == "drive" else 0
+                if atype == "drive":
+                    ctrl = parse_number(addr.get("controller", "0"), "controller")
+                else:  # libvirt fills a SATA controller with 6 disks, a SCSI one with 7
+                    per = 6 if bus == "sata" else 7
+                    ctrl = max(devices.disk_index(el), 0) // per if el.tag == "disk" else 0
                 if bus == "scsi":
                     need("scsi", ctrl, "lsilogic")
-                elif family == "pc":  # q35 has its SATA controller built in at 00:1f.2
+                elif family == "pc" or ctrl > 0:  # q35's SATA controller 0 is built in at 1f.2
                     need("sata", ctrl, "")
+    if family == "q35" and not any(c.get("type") == "usb" for c in devs.findall("controller")):
+        out.append(("controller", "qemu-xhci",
+                    f"<controller type={q}usb{q} index={q}0{q} model={q}qemu-xhci{q}/>"))  # fmt: skip
     if devs.find("memballoon") is None:
         out.append(("memballoon", "virtio", f"<memballoon model={q}virtio{q}/>"))
     return out
@@ -264,7 +291,7 @@ def read_topology(doc: Document) -> Topology:
         acpi_el = el.find("acpi")
         if acpi_el is not None and acpi_el.get("index"):
             acpi[pos] = parse_number(acpi_el.get("index"), "acpi index")
-        fixed_at = _fixed_pc(el, primary_video) if family == "pc" else None
+        fixed_at = (_fixed_pc if family == "pc" else _fixed_q35)(el, primary_video)
         if el.tag == "interface":
             role = Role.NIC
         elif fixed_at is not None:

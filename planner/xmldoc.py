@@ -178,6 +178,8 @@ class Editor:
         self.doc = doc
         self.quote = dominant_quote(doc.text)
         self._edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
+        self._tags: dict[int, str] = {}  # element position -> its rewritten start tag
+        self._inside: dict[int, list[str]] = {}  # empty element position -> children to add
 
     def set_attrs(self, el: etree._Element, values: dict[str, str | None]) -> None:
         """Set (or with None, remove) attributes in el's start tag, in place.
@@ -185,8 +187,9 @@ class Editor:
         Existing attributes keep their position and quote style; new ones are added
         at the end of the tag in the document's dominant quote style.
         """
-        span = self.doc.span(el)
-        tag = self.doc.text[span.start : span.start_end]
+        pos = self.doc.position(el)
+        span = self.doc.spans[pos]
+        tag = self._tags.get(pos, self.doc.text[span.start : span.start_end])
         pending = dict(values)
 
         def repl(m: re.Match[str]) -> str:
@@ -210,8 +213,7 @@ class Editor:
             body = new_tag[: -len(closing)]
             head = body.rstrip()
             new_tag = head + extra + body[len(head) :] + closing
-        if new_tag != tag:
-            self._edits.append((span.start, span.start_end, new_tag))
+        self._tags[pos] = new_tag
 
     def append_child(self, parent: etree._Element, markup: str) -> None:
         """Insert markup as parent's last child, indented like its siblings."""
@@ -227,11 +229,7 @@ class Editor:
             pos = after.end_end if after.end_end is not None else after.start_end
             self._edits.append((pos, pos, "\n" + child_indent + markup))
         elif span.end is None:  # <parent .../> becomes <parent ...>child</parent>
-            tag = self.doc.text[span.start : span.start_end]
-            opened = tag[:-2].rstrip() + ">"
-            close = f"\n{child_indent}{markup}\n{own}</{parent.prefix + ':' if parent.prefix else ''}"
-            close += f"{etree.QName(parent).localname}>"
-            self._edits.append((span.start, span.start_end, opened + close))
+            self._inside.setdefault(self.doc.position(parent), []).append(f"\n{child_indent}{markup}")
         else:
             inner = self.doc.text[span.start_end : span.end]
             if inner.strip():  # text content only: keep it, add the child after it
@@ -256,13 +254,22 @@ class Editor:
         if self.doc.text[s.start : end] != new:
             self._edits.append((s.start, end, new))
 
-    @property
-    def changed(self) -> bool:
-        return bool(self._edits)
-
     def result(self) -> str:
+        edits = list(self._edits)
+        for pos in self._tags.keys() | self._inside.keys():
+            span = self.doc.spans[pos]
+            original = self.doc.text[span.start : span.start_end]
+            tag = self._tags.get(pos, original)
+            if pos in self._inside:
+                el = self.doc.elements[pos]
+                name = f"{el.prefix}:" if el.prefix else ""
+                name += etree.QName(el).localname
+                own = self.doc.indent_of(el)
+                tag = tag[:-2].rstrip() + ">" + "".join(self._inside[pos]) + f"\n{own}</{name}>"
+            if tag != original:
+                edits.append((span.start, span.start_end, tag))
         out, last = [], 0
-        for start, end, new in sorted(self._edits, key=lambda e: (e[0], e[1])):
+        for start, end, new in sorted(edits, key=lambda e: (e[0], e[1])):
             if start < last:
                 raise AssertionError("overlapping XML edits")
             out.append(self.doc.text[last:start])
