@@ -116,8 +116,10 @@ def check_acpi_index_support(conn) -> None:
 
 
 def is_address_clash(exc) -> bool:
-    """libvirt refused because another attach took the address first."""
+    """libvirt refused because another attach took the address (or ACPI index) first."""
     text = message(exc).lower()
+    if "acpi-index" in text and "already exist" in text:  # QEMU: "... acpi-index = N already exist"
+        return True
     return "double use" in text or "in use" in text or "already" in text and "address" in text
 
 

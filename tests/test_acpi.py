@@ -390,3 +390,31 @@ def test_support_check_accepts_the_minimum_versions():
     check_acpi_index_support(FakeConn(7_003_000, 6_000_000))
     with pytest.raises(PlannerError, match="this host has libvirt 7.2.9 and QEMU 6.0.0"):
         check_acpi_index_support(FakeConn(7_002_009, 6_000_000))
+
+
+class Clash(Exception):
+    def get_error_message(self):
+        return ("internal error: unable to execute QEMU command 'device_add': "
+                "a PCI device with acpi-index = 3 already exist")  # fmt: skip
+
+
+def test_hotplug_retries_when_another_tool_takes_the_index_first(hotplug):
+    """QEMU's own words for a duplicate index; planner re-reads the XML and moves on."""
+    from planner.virt import is_address_clash
+
+    assert is_address_clash(Clash())
+    dom = FakeDomain(laid_out(1, 2), laid_out(1, 2))
+    raced = laid_out(1, 2, 3)
+    attach = dom.attachDeviceFlags
+
+    def first_loses(xml, flags):
+        if not dom.attached and dom.live != raced:
+            dom.live = dom.config = raced
+            raise Clash()
+        attach(xml, flags)
+
+    dom.attachDeviceFlags = first_loses
+    result = hotplug(dom, nic("52:54:00:00:00:99"))
+    assert result.guest_name == "eno4"
+    ((xml, _),) = dom.attached
+    assert '<acpi index="4"/>' in xml
