@@ -228,16 +228,8 @@ class Editor:
             after = self.doc.span(children[-1])
             pos = after.end_end if after.end_end is not None else after.start_end
             self._edits.append((pos, pos, "\n" + child_indent + markup))
-        elif span.end is None:  # <parent .../> becomes <parent ...>child</parent>
+        else:  # no child elements yet: collected, written once in result()
             self._inside.setdefault(self.doc.position(parent), []).append(f"\n{child_indent}{markup}")
-        else:
-            inner = self.doc.text[span.start_end : span.end]
-            if inner.strip():  # text content only: keep it, add the child after it
-                self._edits.append((span.end, span.end, "\n" + child_indent + markup + "\n" + own))
-            else:
-                self._edits.append(
-                    (span.start_end, span.end, "\n" + child_indent + markup + "\n" + own)
-                )
 
     def insert_after(self, sibling: etree._Element, markup: str) -> None:
         """Insert markup right after sibling, at sibling's indentation."""
@@ -260,12 +252,16 @@ class Editor:
             span = self.doc.spans[pos]
             original = self.doc.text[span.start : span.start_end]
             tag = self._tags.get(pos, original)
-            if pos in self._inside:
-                el = self.doc.elements[pos]
-                name = f"{el.prefix}:" if el.prefix else ""
-                name += etree.QName(el).localname
-                own = self.doc.indent_of(el)
-                tag = tag[:-2].rstrip() + ">" + "".join(self._inside[pos]) + f"\n{own}</{name}>"
+            kids = "".join(self._inside.get(pos, ()))
+            el = self.doc.elements[pos]
+            own = "\n" + self.doc.indent_of(el)
+            if kids and span.end is None:  # <x .../> becomes <x ...>children</x>
+                name = (f"{el.prefix}:" if el.prefix else "") + etree.QName(el).localname
+                tag = tag[:-2].rstrip() + ">" + kids + f"{own}</{name}>"
+            elif kids:  # keep any text content, replace blank space
+                inner = self.doc.text[span.start_end : span.end]
+                text = inner.rstrip() if inner.strip() else ""
+                edits.append((span.start_end, span.end, text + kids + own))
             if tag != original:
                 edits.append((span.start, span.start_end, tag))
         out, last = [], 0
