@@ -51,9 +51,17 @@ def apply_plan(doc: Document, plan: Plan) -> str:
         for pos in [p.device.pos, *aliases.get(p.device.pos, ())]:
             _set_address(ed, doc.elements[pos], p, q)
 
+    missing: list[str] = []  # devices to add to a domain written without <devices>
+
+    def insert(markup: str, kind: str | None, after_index: int | None = None) -> None:
+        if devices_el is None:
+            missing.append(markup)
+        else:
+            _insert_device(ed, devices_el, markup, kind, after_index)
+
     for p in implicit:  # devices libvirt would add by itself, made explicit
         markup = _with_child(p.device.markup, address_markup(p.address, q, bool(p.multifunction)), unit)
-        _insert_device(ed, devices_el, markup, "controller" if p.device.kind == "controller" else None)
+        insert(markup, "controller" if p.device.kind == "controller" else None)
 
     for c in plan.new_controllers:
         attrs = {"type": "pci", "index": str(c.index), "model": c.model}
@@ -61,7 +69,11 @@ def apply_plan(doc: Document, plan: Plan) -> str:
                              address_markup(c.address, q, c.multifunction), unit)  # fmt: skip
         if c.target:
             markup = markup.replace("\n", f"\n{unit}{_tag('target', dict(c.target), q)}\n", 1)
-        _insert_device(ed, devices_el, markup, "controller", c.after_index)
+        insert(markup, "controller", c.after_index)
+
+    if missing:
+        body = "\n".join(unit + line for m in missing for line in m.split("\n"))
+        ed.append_child(doc.root, f"<devices>\n{body}\n</devices>")
 
     for pos, index in plan.acpi_indexes.items():
         el = doc.elements[pos]
