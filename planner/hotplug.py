@@ -84,9 +84,14 @@ def _with_address(el: etree._Element, addr: PciAddress) -> str:
 
 def _identify(device_xml: str) -> tuple[str, str | None]:
     """(element name, MAC) of a device, read as plain data with xmltodict."""
+    from xml.parsers.expat import ExpatError
+
     import xmltodict
 
-    data = xmltodict.parse(device_xml, disable_entities=True)
+    try:
+        data = xmltodict.parse(device_xml, disable_entities=True)
+    except ExpatError as exc:  # not well-formed: libvirt cannot read it either
+        raise InputError(f"malformed device XML: {exc}") from None
     kind = next(iter(data))
     body = data[kind] if isinstance(data[kind], dict) else {}
     mac = body.get("mac", {}).get("@address") if isinstance(body.get("mac"), dict) else None
