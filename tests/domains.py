@@ -1,0 +1,208 @@
+"""Helpers shared by the relayout tests: small pc domains, and what to read back out of them.
+
+The readers here parse addresses themselves (hex with ``0x`` or decimal) instead of
+going through planner's topology, so the tests do not check planner against itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+GOLDEN = ROOT / "tests" / "golden"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+PLANNER_NS = "urn:libvirt-nic-planner:layout:1"
+
+
+# --- building domains -------------------------------------------------------------------
+
+
+def pci(slot: int, bus: int = 0, function: int = 0, multifunction: bool = False) -> str:
+    """An <address type='pci'> as libvirt writes it."""
+    multi = " multifunction='on'" if multifunction else ""
+    return (f"<address type='pci' domain='0x0000' bus='{bus:#04x}' slot='{slot:#04x}' "
+            f"function='{function:#x}'{multi}/>")  # fmt: skip
+
+
+def nic(slot: int | None = None, model: str = "virtio", mac: str | None = None,
+        bus: int = 0, kind: str = "network") -> str:  # fmt: skip
+    source = {"network": "<source network='default'/>", "bridge": "<source bridge='br0'/>",
+              "user": ""}[kind]  # fmt: skip
+    parts = [f"<interface type='{kind}'>"]
+    if mac:
+        parts.append(f"  <mac address='{mac}'/>")
+    if source:
+        parts.append(f"  {source}")
+    parts.append(f"  <model type='{model}'/>")
+    if slot is not None:
+        parts.append(f"  {pci(slot, bus)}")
+    parts.append("</interface>")
+    return "\n".join(parts)
+
+
+def disk(dev: str, slot: int | None = None, bus: int = 0) -> str:
+    addr = f"\n  {pci(slot, bus)}" if slot is not None else ""
+    return (f"<disk type='file' device='disk'>\n"
+            f"  <source file='/var/lib/libvirt/images/{dev}.img'/>\n"
+            f"  <target dev='{dev}' bus='virtio'/>{addr}\n</disk>")  # fmt: skip
+
+
+def device(tag: str, attrs: str = "", slot: int | None = None, body: str = "", bus: int = 0,
+           function: int = 0, multifunction: bool = False) -> str:  # fmt: skip
+    """Any device element: ``device('watchdog', "model='i6300esb'", slot=8)``."""
+    addr = pci(slot, bus, function, multifunction) if slot is not None else ""
+    inner = [line for line in (body, addr) if line]
+    head = f"<{tag} {attrs}".rstrip()
+    if not inner:
+        return head + "/>"
+    return head + ">\n" + "\n".join("  " + line for line in inner) + f"\n</{tag}>"
+
+
+def pc_domain(*devices: str, machine: str = "pc", arch: str = "x86_64", name: str = "t",
+              metadata: str = "") -> str:  # fmt: skip
+    """A minimal domain with the given device markup, indented like libvirt writes it."""
+    body = "\n".join("    " + line for d in devices for line in d.splitlines())
+    meta = f"\n  <metadata>\n{metadata}\n  </metadata>" if metadata else ""
+    return f"""<domain type='kvm'>
+  <name>{name}</name>{meta}
+  <memory unit='KiB'>1048576</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='{arch}' machine='{machine}'>hvm</type>
+  </os>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+{body}
+  </devices>
+</domain>
+"""
+
+
+# --- reading results --------------------------------------------------------------------
+
+
+def number(text: str) -> int:
+    """A libvirt number attribute: hex with 0x, else decimal."""
+    text = text.strip()
+    return int(text, 16) if text.lower().startswith("0x") else int(text, 10)
+
+
+def tree(xml: str | bytes) -> etree._Element:
+    data = xml.encode() if isinstance(xml, str) else xml
+    return etree.fromstring(data, etree.XMLParser(resolve_entities=False, no_network=True))
+
+
+def devices_of(xml_or_root) -> list[etree._Element]:
+    """The device elements (children of <devices>), comments left out."""
+    root = tree(xml_or_root) if isinstance(xml_or_root, (str, bytes)) else xml_or_root
+    devs = root.find("devices")
+    return [] if devs is None else [el for el in devs if isinstance(el.tag, str)]
+
+
+def address(el: etree._Element) -> tuple[int, int, int] | None:
+    """(bus, slot, function) of el's own <address type='pci'>, or None."""
+    a = el.find("address")
+    if a is None or a.get("type") != "pci" or a.get("slot") is None:
+        return None
+    return (number(a.get("bus", "0")), number(a.get("slot")), number(a.get("function", "0")))
+
+
+def multifunction(el: etree._Element) -> bool:
+    a = el.find("address")
+    return a is not None and a.get("multifunction") == "on"
+
+
+def find(xml_or_root, tag: str, **attrs: str) -> etree._Element:
+    """The one device with this tag (and attributes; ``target_dev='vda'`` looks at <target dev>)."""
+    found = [el for el in devices_of(xml_or_root) if el.tag == tag and _matches(el, attrs)]
+    assert len(found) == 1, f"expected one <{tag} {attrs}>, found {len(found)}"
+    return found[0]
+
+
+def _matches(el: etree._Element, attrs: dict[str, str]) -> bool:
+    for key, want in attrs.items():
+        if "_" in key:
+            child, attr = key.split("_", 1)
+            sub = el.find(child)
+            if sub is None or sub.get(attr) != want:
+                return False
+        elif el.get(key) != want:
+            return False
+    return True
+
+
+def slot_of(xml_or_root, tag: str, **attrs: str) -> tuple[int, int, int] | None:
+    return address(find(xml_or_root, tag, **attrs))
+
+
+def nic_slots(xml_or_root) -> list[tuple[int, int, int] | None]:
+    """The addresses of the <interface> elements, in document order."""
+    return [address(el) for el in devices_of(xml_or_root) if el.tag == "interface"]
+
+
+def layout_of(xml_or_root) -> etree._Element | None:
+    root = tree(xml_or_root) if isinstance(xml_or_root, (str, bytes)) else xml_or_root
+    return root.find(f"metadata/{{{PLANNER_NS}}}layout")
+
+
+# --- tools outside Python: virt-xml-validate and libvirtd ---------------------------------
+
+
+def unavailable(why: str) -> None:
+    """Skip on a developer's machine; fail in CI, where nothing may pass by skipping."""
+    if IN_CI:
+        pytest.fail(f"unavailable in CI: {why}")
+    pytest.skip(why)
+
+
+def schema_check(path: Path) -> subprocess.CompletedProcess:
+    """Run ``virt-xml-validate FILE domain``; returncode 0 means the file validates."""
+    tool = shutil.which("virt-xml-validate")
+    if tool is None:
+        unavailable("virt-xml-validate (libvirt-clients) is not installed")
+    return subprocess.run([tool, str(path), "domain"], capture_output=True, text=True, timeout=60)
+
+
+def define_copy(conn, xml: str, prefix: str = "planner-test"):
+    """Define xml under a fresh unique name (and no uuid); returns the libvirt domain.
+
+    The caller undefines it (see :func:`defined`).
+    """
+    root = tree(xml)
+    name = root.find("name")
+    name.text = f"{prefix}-{uuid.uuid4().hex[:10]}"
+    uid = root.find("uuid")
+    if uid is not None:
+        root.remove(uid)
+    return conn.defineXML(etree.tostring(root, encoding="unicode"))
+
+
+class defined:
+    """``with defined(conn, xml) as (dom, dumped):`` defines a copy, yields libvirt's
+    inactive XML of it as a tree, and undefines it afterwards."""
+
+    def __init__(self, conn, xml: str):
+        self.conn, self.xml, self.dom = conn, xml, None
+
+    def __enter__(self):
+        import libvirt
+
+        self.dom = define_copy(self.conn, self.xml)
+        dumped = tree(self.dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE))
+        return self.dom, dumped
+
+    def __exit__(self, *exc):
+        if self.dom is not None:
+            with contextlib.suppress(Exception):  # never mask the test's own failure
+                self.dom.undefineFlags(0)
+        return False
