@@ -40,7 +40,7 @@ def _add_policy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--nic-slots", type=_slot_count, metavar="N",
                    help="minimum NIC capacity, counting existing NICs (default 8)")
     p.add_argument("--spare-ports", type=_slot_count, metavar="K",
-                   help="q35: empty root ports kept for hot-plugged NICs (default 4)")
+                   help="q35: empty root ports kept for hot-plugged NICs (default 4, at least 1)")
     p.add_argument("--acpi-index", action="store_true", default=None,
                    help="give every NIC an ACPI index: the guest names it eno<N>")  # fmt: skip
 
