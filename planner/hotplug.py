@@ -107,6 +107,8 @@ def hotplug(domain, device_xml: str | bytes, *, conn=None, policy: str = "lowest
     the highest NIC (``'after-last'``); other PCI devices go above the non-NIC
     devices. A slot must be free in both the live and the persistent definition.
     Attaches LIVE|CONFIG as the domain's state allows, so a restart keeps the slot.
+    On a domain laid out with ACPI indexes a NIC also gets an unused index, chosen by
+    the same policy (see :mod:`planner.acpi`), and the guest names it ``eno<N>``.
     """
     if isinstance(domain, str):
         conn = conn if conn is not None and not isinstance(conn, str) else virt.connect(conn)
