@@ -92,6 +92,9 @@ def _identify(device_xml: str) -> tuple[str, str | None]:
         data = xmltodict.parse(device_xml, disable_entities=True)
     except ExpatError as exc:  # not well-formed: libvirt cannot read it either
         raise InputError(f"malformed device XML: {exc}") from None
+    except ValueError as exc:  # xmltodict refuses entity declarations
+        raise InputError(f"device XML declares entities: not passed on, even with --fallback "
+                         f"({exc})") from None  # fmt: skip
     kind = next(iter(data))
     body = data[kind] if isinstance(data[kind], dict) else {}
     mac = body.get("mac", {}).get("@address") if isinstance(body.get("mac"), dict) else None
