@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import InputError
+
 MAX_SLOT = 0x1F
 MAX_FUNCTION = 7
 
 
 def parse_number(text: str, what: str) -> int:
     """Read a libvirt number attribute: hex with ``0x`` or decimal (libvirt accepts both)."""
-    from .errors import InputError
-
     s = text.strip()
     try:
         value = int(s, 16) if s.lower().startswith("0x") else int(s, 10)
