@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from collections import namedtuple
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,14 +47,16 @@ _TOKEN = re.compile(
 _ATTR = re.compile(r"(\s+)([^\s=/>]+)(\s*=\s*)(\"[^\"]*\"|'[^']*')")
 
 
-@dataclass(frozen=True)
-class Span:
-    """Where an element sits in the text: its start tag, and its end tag if not empty."""
+class Span(namedtuple("Span", "start start_end end end_end", defaults=(None, None))):
+    """Where an element sits in the text: its start tag, and its end tag if not empty.
 
-    start: int
-    start_end: int  # index just past the start tag's '>'
-    end: int | None = None  # index of '</' of the end tag, None for an empty element
-    end_end: int | None = None
+    start_end is the index just past the start tag's '>'; end is the index of '</'
+    of the end tag and end_end the index past it, both None for an empty element.
+    A named tuple, not a dataclass: a document has one per element, and creating a
+    tuple costs a fraction of a frozen dataclass's __init__.
+    """
+
+    __slots__ = ()
 
 
 def _decode(data: bytes | str) -> str:
