@@ -168,6 +168,7 @@ def relayout_domain(args) -> int:
         except libvirt.libvirtError as exc:
             raise LibvirtRefused(f"libvirt refused the new definition: {message(exc)}") from None
     state = "defined" if result.changed else "already laid out"
-    note = "; it takes effect at the next cold boot (destroy + start)" if dom.isActive() else ""
+    running = dom.isActive() and result.changed
+    note = "; it takes effect at the next cold boot (destroy + start)" if running else ""
     print(f"domain {args.domain} {state}{note}")
     return 0
