@@ -180,8 +180,8 @@ def _fixed_q35(el: etree._Element, primary_video) -> PciAddress | None:
 def _implicit(devs: etree._Element, family: str, quote: str) -> list[tuple[str, str, str]]:
     """Devices libvirt adds by itself at define time, which would then take a free slot.
 
-    Returns (kind, model, markup) for: the default virtio memballoon, and the
-    virtio-serial, SCSI and SATA controllers that channels and disks refer to.
+    Returns (kind, model, markup) for: the SCSI, SATA and virtio-serial controllers
+    that disks, hostdevs, channels and consoles need, and the default virtio memballoon.
     """
     q = quote
     out: list[tuple[str, str, str]] = []
@@ -193,28 +193,33 @@ def _implicit(devs: etree._Element, family: str, quote: str) -> list[tuple[str, 
             m = f" model={q}{model}{q}" if model else ""
             out.append(("controller", model or ctype, f"<controller type={q}{ctype}{q} index={q}{index}{q}{m}/>"))
 
-    for el in devs:
-        if not isinstance(el.tag, str):
-            continue
+    def drive_controller(el: etree._Element, per: int) -> int:
         addr = el.find("address")
-        atype = addr.get("type") if addr is not None else None
-        if el.tag in ("channel", "console"):
-            target = el.find("target")
-            if target is not None and target.get("type") == "virtio":
-                ctrl = parse_number(addr.get("controller", "0"), "controller") if atype == "virtio-serial" else 0
-                need("virtio-serial", ctrl, "")
-        elif el.tag in ("disk", "hostdev"):
-            bus = devices.disk_bus(el) if el.tag == "disk" else ("scsi" if el.get("type") == "scsi" else "")
-            if bus in ("scsi", "sata"):
-                if atype == "drive":
-                    ctrl = parse_number(addr.get("controller", "0"), "controller")
-                else:  # libvirt fills a SATA controller with 6 disks, a SCSI one with 7
-                    per = 6 if bus == "sata" else 7
-                    ctrl = max(devices.disk_index(el), 0) // per if el.tag == "disk" else 0
-                if bus == "scsi":
-                    need("scsi", ctrl, "lsilogic")
-                elif family == "pc" or ctrl > 0:  # q35's SATA controller 0 is built in at 1f.2
-                    need("sata", ctrl, "")
+        if addr is not None and addr.get("type") == "drive":
+            return parse_number(addr.get("controller", "0"), "controller")
+        # libvirt fills a SATA controller with 6 disks, a SCSI one with 7
+        return max(devices.disk_index(el), 0) // per if el.tag == "disk" else 0
+
+    # In libvirt's order (virDomainDefAddImplicitControllers): the SCSI controllers of
+    # disks and SCSI hostdevs, then the SATA controllers of disks, each type numbered
+    # from 0 up to the highest index in use, then the virtio-serial controllers that
+    # channels, and then consoles, refer to. libvirt appends each after the controllers
+    # the domain has, so they take slots in this order.
+    disks = devs.findall("disk")
+    scsi = [drive_controller(el, 7) for el in disks if devices.disk_bus(el) == "scsi"]
+    scsi += [drive_controller(el, 7) for el in devs.findall("hostdev") if el.get("type") == "scsi"]
+    for ctrl in range(max(scsi, default=-1) + 1):
+        need("scsi", ctrl, "lsilogic")
+    sata = [drive_controller(el, 6) for el in disks if devices.disk_bus(el) == "sata"]
+    for ctrl in range(max(sata, default=-1) + 1):
+        if family == "pc" or ctrl > 0:  # q35's SATA controller 0 is built in at 1f.2
+            need("sata", ctrl, "")
+    for el in [*devs.findall("channel"), *devs.findall("console")]:
+        target, addr = el.find("target"), el.find("address")
+        if target is not None and target.get("type") == "virtio":
+            on = addr is not None and addr.get("type") == "virtio-serial"
+            ctrl = parse_number(addr.get("controller", "0"), "controller") if on else 0
+            need("virtio-serial", ctrl, "")
     if family == "q35" and not any(c.get("type") == "usb" for c in devs.findall("controller")):
         out.append(("controller", "qemu-xhci",
                     f"<controller type={q}usb{q} index={q}0{q} model={q}qemu-xhci{q}/>"))  # fmt: skip
