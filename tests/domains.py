@@ -61,7 +61,7 @@ def device(tag: str, attrs: str = "", slot: int | None = None, body: str = "", b
            function: int = 0, multifunction: bool = False) -> str:  # fmt: skip
     """Any device element: ``device('watchdog', "model='i6300esb'", slot=8)``."""
     addr = pci(slot, bus, function, multifunction) if slot is not None else ""
-    inner = [line for line in (body, addr) if line]
+    inner = [line for part in (body, addr) if part for line in part.splitlines()]
     head = f"<{tag} {attrs}".rstrip()
     if not inner:
         return head + "/>"
@@ -206,3 +206,70 @@ class defined:
             with contextlib.suppress(Exception):  # never mask the test's own failure
                 self.dom.undefineFlags(0)
         return False
+
+
+# --- comparing planner's order with libvirt's own assignment -------------------------------
+
+
+def device_keys(xml_or_root) -> dict[tuple, tuple[int, int, int] | None]:
+    """A stable name for every PCI device except NICs, and its address (or None).
+
+    The names survive libvirt's re-serialisation (which sorts disks and controllers
+    and moves the primary video first), so devices can be matched between a
+    document and libvirt's dumpxml of it.
+    """
+    from planner import devices
+
+    root = tree(xml_or_root) if isinstance(xml_or_root, (str, bytes)) else xml_or_root
+    els = devices_of(root)
+    videos = [el for el in els if el.tag == "video"]
+    primary = [v for v in videos if v.find("model[@primary='yes']") is not None]
+    videos = primary[:1] + [v for v in videos if v not in primary[:1]]
+    counts: dict[str, int] = {}
+    out: dict[tuple, tuple[int, int, int] | None] = {}
+    for el in els:
+        if el.tag in ("interface", "console") or not devices.is_pci(el):
+            continue
+        if el.tag == "disk":
+            key: tuple = ("disk", el.find("target").get("dev"))
+        elif el.tag == "controller":
+            model = el.get("model") if el.get("type") == "usb" else None
+            key = ("controller", el.get("type"), number(el.get("index", "0")), model)
+        elif el.tag == "hostdev":
+            src = el.find("source/address")
+            key = ("hostdev", tuple(sorted(src.attrib.items())) if src is not None else None)
+        elif el.tag == "video":
+            key = ("video", videos.index(el))
+        else:
+            counts[el.tag] = counts.get(el.tag, 0) + 1
+            key = (el.tag, counts[el.tag])
+        out[key] = address(el)
+    return out
+
+
+def order_on_root_bus(keys: dict[tuple, tuple[int, int, int] | None], among) -> list[tuple]:
+    """The keys in ``among`` that sit on bus 0, sorted by their address there."""
+    return sorted((k for k in among if keys.get(k) and keys[k][0] == 0), key=lambda k: keys[k])
+
+
+def libvirt_order_differences(conn, original: str, relaid: str) -> tuple[list, list]:
+    """(libvirt's order, planner's order) of the non-NIC devices both put on bus 0.
+
+    libvirt's order is what it assigns when the original domain is defined as is;
+    planner's is the order in the relayout. They must be equal: the guest scans the
+    devices in that order, and it decides names such as vda/vdb and sda/sdb.
+    """
+    with defined(conn, original) as (_, dumped):
+        theirs = device_keys(dumped)
+    ours = device_keys(relaid)
+    common = _on_root_bus(ours) & _on_root_bus(theirs) - FIXED_KEYS
+    return order_on_root_bus(theirs, common), order_on_root_bus(ours, common)
+
+
+def _on_root_bus(keys: dict[tuple, tuple[int, int, int] | None]) -> set[tuple]:
+    return {k for k, a in keys.items() if a and a[0] == 0}
+
+
+# The devices libvirt pins on i440fx: IDE 1.1, PIIX3 USB 1.2, the primary video at 2.
+FIXED_KEYS = {("controller", "ide", 0, None), ("controller", "usb", 0, None),
+              ("controller", "usb", 0, "piix3-uhci"), ("video", 0)}  # fmt: skip
