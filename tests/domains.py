@@ -203,9 +203,21 @@ class defined:
 
     def __exit__(self, *exc):
         if self.dom is not None:
-            with contextlib.suppress(Exception):  # never mask the test's own failure
-                self.dom.undefineFlags(0)
+            undefine(self.dom)
         return False
+
+
+def undefine(dom) -> None:
+    """Undefine a test domain with whatever libvirt keeps next to it (UEFI NVRAM, ...)."""
+    import libvirt
+
+    flags = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+             | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)  # fmt: skip
+    try:
+        dom.undefineFlags(flags)
+    except libvirt.libvirtError:
+        with contextlib.suppress(libvirt.libvirtError):  # never mask the test's own failure
+            dom.undefine()
 
 
 # --- comparing planner's order with libvirt's own assignment -------------------------------
@@ -233,7 +245,8 @@ def device_keys(xml_or_root) -> dict[tuple, tuple[int, int, int] | None]:
         if el.tag == "disk":
             key: tuple = ("disk", el.find("target").get("dev"))
         elif el.tag == "controller":
-            model = el.get("model") if el.get("type") == "usb" else None
+            model = el.get("model")  # only USB2 companions share an index, told apart by model
+            model = model if el.get("type") == "usb" and model in devices.USB2_FUNCTIONS else None
             key = ("controller", el.get("type"), number(el.get("index", "0")), model)
         elif el.tag == "hostdev":
             src = el.find("source/address")
@@ -262,14 +275,11 @@ def libvirt_order_differences(conn, original: str, relaid: str) -> tuple[list, l
     with defined(conn, original) as (_, dumped):
         theirs = device_keys(dumped)
     ours = device_keys(relaid)
-    common = _on_root_bus(ours) & _on_root_bus(theirs) - FIXED_KEYS
+    # planner keeps slots 1 and 2 for the devices the chipset pins (PIIX3, primary video)
+    common = {k for k in _on_root_bus(ours) & _on_root_bus(theirs) if ours[k][1] > 2}
     return order_on_root_bus(theirs, common), order_on_root_bus(ours, common)
 
 
 def _on_root_bus(keys: dict[tuple, tuple[int, int, int] | None]) -> set[tuple]:
     return {k for k, a in keys.items() if a and a[0] == 0}
 
-
-# The devices libvirt pins on i440fx: IDE 1.1, PIIX3 USB 1.2, the primary video at 2.
-FIXED_KEYS = {("controller", "ide", 0, None), ("controller", "usb", 0, None),
-              ("controller", "usb", 0, "piix3-uhci"), ("video", 0)}  # fmt: skip
