@@ -1,0 +1,144 @@
+"""The shared corpus of real domain XML: every file relayouts, validates and defines.
+
+The corpus lives next to the repository, at ``../shared/corpus`` (see its SOURCES.md):
+the top folder holds domains as orchestrators and libvirt's tests write them, and
+``libvirt90-assigned/`` the same domains as libvirt 9.0 dumps them, every address
+assigned. It is read in place and never copied into the repository. Without it the
+module is skipped on a developer's machine, but fails in CI.
+
+Every machine type relayout supports is checked; a file whose machine type planner
+reports as "not supported yet" is skipped until support lands.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+
+import pytest
+from domains import (
+    IN_CI,
+    ROOT,
+    address,
+    defined,
+    device_keys,
+    devices_of,
+    libvirt_order_differences,
+    nic_slots,
+    schema_check,
+    tree,
+)
+
+from planner import relayout
+from planner.errors import UnsupportedError
+
+CORPUS = ROOT.parent / "shared" / "corpus"
+ASSIGNED = "libvirt90-assigned"
+
+
+def _files() -> list[Path]:
+    if not CORPUS.is_dir():
+        return []
+    return sorted(CORPUS.glob("*.xml")) + sorted((CORPUS / ASSIGNED).glob("*.xml"))
+
+
+def _id(path: Path) -> str:
+    return str(path.relative_to(CORPUS))
+
+
+def _machine(path: Path) -> str:
+    typ = tree(path.read_bytes()).find("os/type")
+    return typ.get("machine", "pc") if typ is not None else "pc"
+
+
+FILES = _files()
+PC_FILES = [p for p in FILES if re.match(r"^(pc|pc-i440fx-.*|pc-\d.*)$", _machine(p))]
+
+if not FILES and not IN_CI:
+    pytest.skip(f"the shared corpus is not at {CORPUS}", allow_module_level=True)
+
+
+def test_the_corpus_is_there_with_both_folders():
+    assert CORPUS.is_dir(), f"the shared corpus is missing: {CORPUS}"
+    top = [p for p in FILES if p.parent == CORPUS]
+    assigned = [p for p in FILES if p.parent.name == ASSIGNED]
+    assert len(top) >= 60 and len(assigned) == len(top)
+    assert len(PC_FILES) >= 40
+
+
+@functools.cache
+def _relayout(path: Path):
+    return relayout(path.read_bytes())
+
+
+def laid_out(path: Path):
+    """The relayout of a corpus file; skips only machine types not supported yet."""
+    try:
+        return _relayout(path)
+    except UnsupportedError as exc:
+        if "not supported yet" in str(exc):
+            pytest.skip(str(exc))
+        raise
+
+
+@functools.cache
+def _input_validates(path: Path) -> bool:
+    return schema_check(path).returncode == 0
+
+
+@pytest.fixture(params=FILES, ids=[_id(p) for p in FILES])
+def corpus_file(request) -> Path:
+    return request.param
+
+
+def test_relayout_succeeds_and_is_idempotent(corpus_file):
+    result = laid_out(corpus_file)
+    again = relayout(result.xml)
+    assert again.xml == result.xml
+    assert not again.changed
+
+
+def test_relayout_validates_if_the_input_did(corpus_file, tmp_path):
+    result = laid_out(corpus_file)
+    if not _input_validates(corpus_file):
+        return  # three files use elements newer than libvirt 9.0's schema (see SOURCES.md)
+    out = tmp_path / corpus_file.name
+    out.write_text(result.xml, encoding="utf-8")
+    check = schema_check(out)
+    assert check.returncode == 0, check.stderr
+
+
+def _in_nic_range(plan, el) -> bool:
+    """Does a device in libvirt's dumpxml sit inside the NIC range the plan recorded?"""
+    a = address(el)
+    if a is None:
+        return False
+    lay = plan.layout
+    if lay.machine == "pc":
+        return a[0] == 0 and a[1] in lay.nic_slots
+    return a[0] in lay.nic_ports  # q35: a NIC port is the root port a NIC plugs into
+
+
+@pytest.mark.libvirt
+def test_relayout_defines_and_libvirt_keeps_the_nic_range_for_nics(conn, corpus_file):
+    result = laid_out(corpus_file)
+    with defined(conn, result.xml) as (_, dumped):
+        intruders = [
+            (el.tag, address(el))
+            for el in devices_of(dumped)
+            if el.tag != "interface" and _in_nic_range(result.plan, el)
+        ]
+        assert not intruders, f"non-NIC devices inside the NIC range after define: {intruders}"
+        theirs, nics = device_keys(dumped), nic_slots(dumped)
+    ours = device_keys(result.xml)
+    assert {key: theirs.get(key) for key in ours} == ours, "libvirt changed a planned address"
+    assert nics == nic_slots(result.xml)
+
+
+@pytest.mark.libvirt
+@pytest.mark.parametrize("path", PC_FILES, ids=[_id(p) for p in PC_FILES])
+def test_pc_relayout_keeps_the_order_libvirt_gives_the_other_devices(conn, path):
+    original = path.read_text(encoding="utf-8")
+    theirs, ours = libvirt_order_differences(conn, original, laid_out(path).xml)
+    assert ours == theirs
