@@ -24,6 +24,41 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 PLANNER_NS = "urn:libvirt-nic-planner:layout:1"
 
 
+# --- hostile input: entity bombs and external entities ------------------------------------
+
+BILLION_LAUGHS = """<?xml version="1.0"?>
+<!DOCTYPE domain [
+  <!ENTITY lol "lol">
+  <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
+  <!ENTITY lol2 "&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;&lol1;">
+  <!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">
+  <!ENTITY lol4 "&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;&lol3;">
+  <!ENTITY lol5 "&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;&lol4;">
+  <!ENTITY lol6 "&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;&lol5;">
+  <!ENTITY lol7 "&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;&lol6;">
+  <!ENTITY lol8 "&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;&lol7;">
+  <!ENTITY lol9 "&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;&lol8;">
+]>
+<domain type='kvm'><name>&lol9;</name><devices/></domain>
+"""
+
+EXTERNAL_FILE = """<?xml version="1.0"?>
+<!DOCTYPE domain [<!ENTITY passwd SYSTEM "file:///etc/passwd">]>
+<domain type='kvm'><name>&passwd;</name><devices/></domain>
+"""
+
+# 192.0.2.0/24 is TEST-NET-1: nothing answers there, a fetch would hang until a timeout.
+EXTERNAL_HTTP = """<?xml version="1.0"?>
+<!DOCTYPE domain [<!ENTITY remote SYSTEM "http://192.0.2.1/entity.xml">]>
+<domain type='kvm'><name>&remote;</name><devices/></domain>
+"""
+
+PARAMETER_ENTITY = """<?xml version="1.0"?>
+<!DOCTYPE domain [<!ENTITY % ext SYSTEM "file:///etc/passwd"> %ext;]>
+<domain type='kvm'><name>a</name><devices/></domain>
+"""
+
+
 # --- building domains -------------------------------------------------------------------
 
 
@@ -282,4 +317,3 @@ def libvirt_order_differences(conn, original: str, relaid: str) -> tuple[list, l
 
 def _on_root_bus(keys: dict[tuple, tuple[int, int, int] | None]) -> set[tuple]:
     return {k for k, a in keys.items() if a and a[0] == 0}
-
