@@ -243,6 +243,43 @@ def load_corpus(quick: bool) -> tuple[list[tuple[str, bytes]], dict]:
     }
 
 
+def relayout_phases(docs: list[tuple[str, bytes]], reps: int) -> dict[str, float]:
+    """Time relayout's stages separately (planner internals: empty if they have changed)."""
+    try:
+        from planner.apply import apply_plan
+        from planner.plan import make_plan
+        from planner.relayout import effective_policy
+        from planner.topology import read_topology
+
+        def stages(data: bytes, acc: dict[str, float]) -> None:
+            t0 = _now()
+            doc = Document.parse(data)
+            t1 = _now()
+            topo = read_topology(doc)
+            t2 = _now()
+            prior = (
+                topo.layout.policy if topo.layout and topo.layout.machine == topo.machine else None
+            )
+            plan = make_plan(topo, effective_policy(prior))
+            t3 = _now()
+            apply_plan(doc, plan)
+            t4 = _now()
+            for k, dt in (("parse + element map", t1 - t0), ("topology read", t2 - t1),
+                          ("plan", t3 - t2), ("rewrite", t4 - t3)):  # fmt: skip
+                acc[k] = acc.get(k, 0.0) + dt
+
+        runs: list[dict[str, float]] = []
+        for _ in range(reps):
+            gc.collect()
+            acc: dict[str, float] = {}
+            for _, data in docs:
+                stages(data, acc)
+            runs.append(acc)
+        return {k: med([r[k] for r in runs]) for k in runs[0]}
+    except Exception:  # noqa: BLE001 - a refactored planner: no breakdown, the rows still stand
+        return {}
+
+
 def floor_parse_serialize(data: bytes) -> str:
     return etree.tostring(etree.fromstring(data), encoding="unicode")
 
@@ -299,7 +336,18 @@ def row_throughput(t: Table, res: dict, quick: bool) -> list[tuple[str, bytes]]:
         + ", ".join(f"{n} {r:.1f}×" for r, n in worst[:3])
         + "."
     )
+    phases = relayout_phases(docs, 3 if quick else 9)
+    if phases:
+        t.notes.append(
+            "Row 1, where relayout's time goes (sum over the corpus, medians): "
+            + ", ".join(f"{k} {ms(v)} ({v / tf:.1f}× the floor)" for k, v in phases.items())
+            + "."
+        )
+    if ratio["ratio"] > 3:
+        prof = _profile(lambda: [relayout(d) for _, d in docs])
+        t.notes.append("Row 1 cProfile own time, whole corpus: " + "; ".join(prof) + ".")
     res["throughput"] = {
+        "phases_s": phases,
         "documents": len(docs),
         "bytes": nbytes,
         "skipped": skipped,
@@ -338,10 +386,28 @@ def cli_envs(tmp: Path) -> dict[str, dict]:
     return {"pyc": warm, "source": cold}
 
 
-def _run(cmd: list[str], env: dict, cwd: Path) -> None:
-    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=cwd)
+def _run(cmd: list[str], env: dict, cwd: Path) -> float:
+    """Run cmd, stdout to /dev/null; return the child's CPU time (user + sys) in seconds."""
+    with open(os.devnull, "wb") as devnull:
+        p = subprocess.Popen(cmd, stdout=devnull, stderr=subprocess.PIPE, env=env, cwd=cwd)
+        err = p.stderr.read()
+        p.stderr.close()
+        _, status, usage = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {p.stderr.decode()[-500:]}")
+        raise RuntimeError(f"{' '.join(cmd)} exited {p.returncode}: {err.decode()[-500:]}")
+    return usage.ru_utime + usage.ru_stime
+
+
+class Child:
+    """A command to time as a whole process; keeps the CPU time of each run."""
+
+    def __init__(self, cmd: list[str], env: dict, cwd: Path):
+        self.cmd, self.env, self.cwd = cmd, env, cwd
+        self.cpu: list[float] = []
+
+    def __call__(self) -> None:
+        self.cpu.append(_run(self.cmd, self.env, self.cwd))
 
 
 def import_check(env: dict, cwd: Path) -> dict:
@@ -379,7 +445,7 @@ def import_check(env: dict, cwd: Path) -> dict:
 
 
 def row_cli(t: Table, res: dict, quick: bool, tmp: Path, envs: dict) -> dict:
-    reps = 3 if quick else 21
+    reps = 3 if quick else 31
     sample = str(CLI_SAMPLE)
     floor = [sys.executable, "-c", FLOOR_CODE, sample]
     bare = [sys.executable, "-c", "pass"]
@@ -417,16 +483,11 @@ def row_cli(t: Table, res: dict, quick: bool, tmp: Path, envs: dict) -> dict:
             cmd,
         ):  # warm-up: writes .pyc where allowed, fills the page cache
             _run(c, env, tmp)
-        times = interleaved(
-            {
-                "planner": lambda c=cmd, e=env: _run(c, e, tmp),
-                "floor": lambda e=env: _run(floor, e, tmp),
-                "python": lambda e=env: _run(bare, e, tmp),
-            },
-            reps,
-            collect=False,
-        )
+        kids = {"planner": Child(cmd, env, tmp), "floor": Child(floor, env, tmp),
+                "python": Child(bare, env, tmp)}  # fmt: skip
+        times = interleaved(kids, reps, collect=False)
         ratio = pair_ratio(times["planner"], times["floor"])
+        cpu = pair_ratio(kids["planner"].cpu, kids["floor"].cpu)
         tp, tf, tb = med(times["planner"]), med(times["floor"]), med(times["python"])
         t.add(
             "2",
@@ -444,10 +505,14 @@ def row_cli(t: Table, res: dict, quick: bool, tmp: Path, envs: dict) -> dict:
             "floor_s": times["floor"],
             "python_s": times["python"],
             **ratio,
+            "cpu_planner_s": kids["planner"].cpu,
+            "cpu_floor_s": kids["floor"].cpu,
+            "cpu_ratio": cpu,
         }
         out[key]["note"] = (
             f"{label}: python3 -c pass {ms(tb)}, so planner adds {ms(tp - tf)} "
-            f"to the floor's {ms(tf)}"
+            f"to the floor's {ms(tf)}; in CPU time (user+sys of the child) "
+            f"{ms(med(kids['planner'].cpu))} vs {ms(med(kids['floor'].cpu))}, {fmt_ratio(cpu)}"
         )
     imp = import_check(envs["pyc"], tmp)
     out["imports"] = imp
@@ -658,8 +723,11 @@ def _settle(names: list[str], timeout: float = 8.0) -> None:
         last = now
 
 
-def _hotplug_ops(doms: dict, files: dict, uri: str, env: dict, tmp: Path, virsh: str | None):
-    """The timed operations of one round, each on its own fresh domain."""
+def _hotplug_ops(doms, files, uri: str, env: dict, tmp: Path, virsh: str | None, cpu: dict):
+    """The timed operations of one round, each on its own fresh domain.
+
+    Whole-process variants append the child's CPU time to cpu[variant].
+    """
     import libvirt
 
     from planner.hotplug import hotplug
@@ -670,28 +738,34 @@ def _hotplug_ops(doms: dict, files: dict, uri: str, env: dict, tmp: Path, virsh:
     name = {v: d.name() for v, d in doms.items()}
     spare_nic = HP_NIC.format(tag="ff")
     return {
-        "cli": lambda: _run([*planner_cli, name["cli"], str(files["cli"][0])], env, tmp),
+        "cli": lambda: cpu["cli"].append(
+            _run([*planner_cli, name["cli"], str(files["cli"][0])], env, tmp)
+        ),
         "cli-dry-run": lambda: _run(
             [*planner_cli, "--dry-run", name["cli"], str(files["cli"][0])], env, tmp
         ),
-        "virsh": lambda: _run(
-            [
-                virsh or "virsh",
-                "-c",
-                uri,
-                "attach-device",
-                name.get("virsh", "-"),
-                str(files.get("virsh", files["cli"])[1]),
-                "--live",
-                "--config",
-            ],
-            env,
-            tmp,
-        ),  # fmt: skip
-        "pyscript": lambda: _run(
-            [sys.executable, "-c", PY_ATTACH, uri, name["pyscript"], str(files["pyscript"][1])],
-            env,
-            tmp,
+        "virsh": lambda: cpu["virsh"].append(
+            _run(
+                [
+                    virsh or "virsh",
+                    "-c",
+                    uri,
+                    "attach-device",
+                    name.get("virsh", "-"),
+                    str(files.get("virsh", files["cli"])[1]),
+                    "--live",
+                    "--config",
+                ],
+                env,
+                tmp,
+            )
+        ),
+        "pyscript": lambda: cpu["pyscript"].append(
+            _run(
+                [sys.executable, "-c", PY_ATTACH, uri, name["pyscript"], str(files["pyscript"][1])],
+                env,
+                tmp,
+            )
         ),
         "inproc": lambda: hotplug(doms["inproc"], files["inproc"][0].read_text()),
         "libvirt": lambda: doms["libvirt"].attachDeviceFlags(
@@ -726,6 +800,7 @@ def row_hotplug(t: Table, res: dict, quick: bool, tmp: Path, uri: str, envs: dic
     if not virsh:
         variants.remove("virsh")
     times: dict[str, list[float]] = {v: [] for v in variants}
+    cpu: dict[str, list[float]] = {v: [] for v in variants}
     dry, reads = [], []
     checks: list[str] = []
     made: list = []
@@ -755,7 +830,7 @@ def row_hotplug(t: Table, res: dict, quick: bool, tmp: Path, uri: str, envs: dic
                 files[v][0].write_text(nic)
                 files[v][1].write_text(planned.xml)
             _settle([d.name() for d in doms.values()])
-            ops = _hotplug_ops(doms, files, uri, env, tmp, virsh)
+            ops = _hotplug_ops(doms, files, uri, env, tmp, virsh, cpu)
             if r == 0:  # warm-up of the CLI path: bytecode, libvirt-python import
                 ops["cli-dry-run"]()
             k = r % len(variants)
@@ -780,6 +855,7 @@ def row_hotplug(t: Table, res: dict, quick: bool, tmp: Path, uri: str, envs: dic
     out: dict = {
         "rounds": rounds,
         **{f"{v}_s": x for v, x in times.items()},
+        **{f"cpu_{v}_s": x for v, x in cpu.items() if x},
         "dry_run_s": dry,
         "xmldesc_reads_s": reads,
         "address_check_failures": checks,
@@ -839,6 +915,8 @@ def row_hotplug(t: Table, res: dict, quick: bool, tmp: Path, uri: str, envs: dic
         "attachDeviceFlags; after each round every "
         "NIC is checked at that address in the live and the persistent XML"
         + (f" (failures: {'; '.join(checks)})" if checks else " (all found)")
+        + ". Child CPU time (user+sys), medians: "
+        + ", ".join(f"{v} {ms(med(x))}" for v, x in cpu.items() if x)
         + f". The dry run's {ms(td)} split: libvirt's two XMLDesc calls and isActive/isPersistent "
         f"{ms(tr)}, planner {ms(max(td - tr, 0))}."
         + ("" if virsh else " virsh is not installed: the whole-process comparison is skipped.")
