@@ -15,7 +15,7 @@ from .errors import InputError, LibvirtRefused, NoRoomError, PlannerError
 from .hotplug_plan import choose
 from .names import guest_bus_numbers, predict
 from .pci import PciAddress
-from .topology import Topology, _address, read_topology
+from .topology import Topology, pci_address, read_topology
 from .xmldoc import Document, parse_element
 
 RETRIES = 5  # attempts when another tool takes the chosen address first
@@ -70,8 +70,8 @@ def _topologies(xmls: dict[str, str]) -> list[Topology]:
 
 
 def _guest_name(topo: Topology, addr: PciAddress, acpi_index: int | None) -> str:
-    parents = {b.index: b.parent for b in topo.buses.values() if b.parent}
-    return predict(topo.machine, addr, guest_bus_numbers(topo.buses, parents), False, acpi_index)
+    numbers = guest_bus_numbers(topo.buses, topo.controller_addresses())
+    return predict(topo.machine, addr, numbers, False, acpi_index)
 
 
 def _with_address(el: etree._Element, addr: PciAddress) -> str:
@@ -124,7 +124,7 @@ def hotplug(domain, device_xml: str | bytes, *, conn=None, policy: str = "lowest
         return _attach_fallback(domain, device_xml, live, config, dry_run, "device XML unreadable")
     if not devices.is_pci(el):
         raise InputError(f"<{el.tag}> is not a PCI device: attach it with virsh attach-device")
-    requested, _ = _address(el)
+    requested, _ = pci_address(el)
     flags = virt.attach_flags(domain, live, config)
     with virt.domain_lock(domain.UUIDString()):
         for attempt in range(RETRIES):

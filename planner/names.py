@@ -11,10 +11,11 @@ A function suffix ``f<N>`` is added for functions > 0 and multifunction slots.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
+from collections.abc import Iterable
 
 from .pci import PciAddress
-from .topology import Bus
+from .topology import Bus, Device, Role
 
 
 def guest_bus_numbers(buses: dict[int, Bus], parent_of: dict[int, PciAddress]) -> dict[int, int]:
@@ -58,3 +59,17 @@ def predict(machine: str, addr: PciAddress, bus_numbers: dict[int, int], multifu
     if bus is None:
         return "?"
     return f"enp{bus}s{addr.slot}{func}"
+
+
+def name_nics(machine: str, buses: dict[int, Bus], rows: Iterable[tuple[Device, PciAddress]],
+              parents: dict[int, PciAddress], acpi: dict[int, int]):  # fmt: skip
+    """Guest bus numbers, and the predicted name of every NIC among rows (by id of device)."""
+    rows = list(rows)
+    numbers = guest_bus_numbers(buses, parents)
+    per_slot = Counter((a.bus, a.slot) for _, a in rows)
+    names = {
+        id(d): predict(machine, a, numbers, per_slot[(a.bus, a.slot)] > 1, acpi.get(d.pos))
+        for d, a in rows
+        if d.role is Role.NIC
+    }
+    return numbers, names

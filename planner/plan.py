@@ -60,6 +60,14 @@ class Plan:
                 return p.address
         raise KeyError(device)
 
+    def controller_addresses(self) -> dict[int, PciAddress]:
+        """Planned address of every PCI controller, by the index of the bus it provides."""
+        out = self.topology.controller_addresses()
+        out.update({p.device.provides_bus: p.address for p in self.placements
+                    if p.device.provides_bus is not None})  # fmt: skip
+        out.update({c.index: c.address for c in self.new_controllers})
+        return out
+
     @property
     def nic_placements(self) -> tuple[Placement, ...]:
         return tuple(p for p in self.placements if p.device.role is Role.NIC)

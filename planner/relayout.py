@@ -6,10 +6,11 @@ import dataclasses
 from dataclasses import dataclass
 
 from .apply import apply_plan
-from .names import guest_bus_numbers, predict
+from .names import name_nics
+from .pci import PciAddress
 from .plan import Plan, make_plan
 from .policy import Policy
-from .topology import Role, read_topology
+from .topology import Device, Role, read_topology
 from .xmldoc import Document
 
 
@@ -51,23 +52,10 @@ def relayout(xml: str | bytes, policy: Policy | None = None, **overrides) -> Rel
     return RelayoutResult(apply_plan(doc, plan), plan, doc.text)
 
 
-def nic_names(plan: Plan) -> list[tuple[object, object, str]]:
+def nic_names(plan: Plan) -> list[tuple[Device, PciAddress, str]]:
     """(device, planned address, predicted guest name) for every NIC, in document order."""
     topo = plan.topology
-    parents = {p.device.provides_bus: p.address for p in plan.placements if p.device.provides_bus}
-    parents.update({c.index: c.address for c in plan.new_controllers})
-    for idx, bus in topo.buses.items():
-        if idx not in parents and bus.parent is not None:
-            parents[idx] = bus.parent
-    numbers = guest_bus_numbers(topo.buses, parents)
-    slots: dict[tuple[int, int], int] = {}
-    for p in plan.placements:
-        slots[(p.address.bus, p.address.slot)] = slots.get((p.address.bus, p.address.slot), 0) + 1
-    acpi = {**topo.acpi_indexes, **plan.acpi_indexes}
-    out = []
-    for p in plan.placements:
-        if p.device.role is Role.NIC:
-            multi = slots[(p.address.bus, p.address.slot)] > 1
-            name = predict(topo.machine, p.address, numbers, multi, acpi.get(p.device.pos))
-            out.append((p.device, p.address, name))
-    return out
+    rows = [(p.device, p.address) for p in plan.placements]
+    _, names = name_nics(topo.machine, topo.buses, rows, plan.controller_addresses(),
+                         {**topo.acpi_indexes, **plan.acpi_indexes})  # fmt: skip
+    return [(d, a, names[id(d)]) for d, a in rows if d.role is Role.NIC]

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 from .layout import Layout
-from .names import guest_bus_numbers, predict
+from .names import name_nics
 from .pci import MAX_SLOT, PciAddress
 from .plan import Plan
 from .relayout import nic_names, plan_document
-from .topology import Device, Role, Topology, read_topology
+from .topology import Device, Topology, read_topology
 from .xmldoc import Document
 
 
@@ -60,26 +60,19 @@ def show(data: bytes | str, planned: bool = False, as_json: bool = False, **over
         topo, lay = plan.topology, plan.layout
         rows = [(p.address, p.device) for p in plan.placements]
         unplaced: list = []
-        parents = {p.device.provides_bus: p.address for p in plan.placements if p.device.provides_bus}
-        parents.update({c.index: c.address for c in plan.new_controllers})
+        parents = plan.controller_addresses()
         acpi = {**topo.acpi_indexes, **plan.acpi_indexes}
     else:
         topo = read_topology(doc)
         lay = topo.layout
         rows, unplaced = _current_rows(topo)
-        parents = {b.index: b.parent for b in topo.buses.values() if b.parent}
+        parents = topo.controller_addresses()
         acpi = topo.acpi_indexes
-    numbers = guest_bus_numbers(topo.buses, parents)
-    per_slot: dict[tuple[int, int], int] = {}
-    for a, _ in rows:
-        per_slot[(a.bus, a.slot)] = per_slot.get((a.bus, a.slot), 0) + 1
-
-    entries = []
-    for a, d in sorted(rows, key=lambda r: (numbers.get(r[0].bus, 999), r[0])):
-        name = ""
-        if d.role is Role.NIC:
-            name = predict(topo.machine, a, numbers, per_slot[(a.bus, a.slot)] > 1, acpi.get(d.pos))
-        entries.append({"address": _bsf(a), "device": _dev(d), "role": d.role.value, "guest_name": name})
+    numbers, names = name_nics(topo.machine, topo.buses, ((d, a) for a, d in rows), parents, acpi)
+    entries = [
+        {"address": _bsf(a), "device": _dev(d), "role": d.role.value, "guest_name": names.get(id(d), "")}
+        for a, d in sorted(rows, key=lambda r: (numbers.get(r[0].bus, 999), r[0]))
+    ]
     free = _free(topo, lay, rows)
     if as_json:
         return json.dumps({"machine": topo.machine, "slots": entries, "free": free,

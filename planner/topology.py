@@ -15,7 +15,7 @@ from lxml import etree
 from . import devices, layout
 from .errors import InputError, UnsupportedError
 from .pci import MAX_FUNCTION, MAX_SLOT, PciAddress, parse_number
-from .xmldoc import Document
+from .xmldoc import Document, dominant_quote
 
 
 class Role(str, Enum):
@@ -81,6 +81,10 @@ class Topology:
     def nics(self) -> tuple[Device, ...]:
         return tuple(d for d in self.devices if d.role is Role.NIC)
 
+    def controller_addresses(self) -> dict[int, PciAddress]:
+        """Address of every addressed PCI controller, by the index of the bus it provides."""
+        return {b.index: b.parent for b in self.buses.values() if b.parent is not None}
+
     def device(self, pos: int) -> Device:
         for d in self.devices:
             if d.pos == pos:
@@ -107,7 +111,8 @@ def machine_family(root: etree._Element) -> tuple[str, str]:
     raise UnsupportedError(f"machine type {mtype!r} is not supported yet")
 
 
-def _address(el: etree._Element) -> tuple[PciAddress | None, bool]:
+def pci_address(el: etree._Element) -> tuple[PciAddress | None, bool]:
+    """A device's own PCI address and multifunction flag; None if libvirt is to assign one."""
     addr = el.find("address")
     if addr is None or addr.get("type") != "pci" or addr.get("slot") is None:
         return None, False  # no address, or <address type='pci'/>: libvirt assigns one
@@ -261,7 +266,6 @@ def read_topology(doc: Document) -> Topology:
     devs = root.find("devices")
     if devs is None:
         devs = etree.SubElement(etree.Element("domain"), "devices")  # no devices: empty set
-    from .xmldoc import dominant_quote
 
     primary_video = _primary_video(devs)
     items: list[Device] = []
@@ -275,22 +279,22 @@ def read_topology(doc: Document) -> Topology:
     for el in devs:
         if not isinstance(el.tag, str):
             continue
-        pos = doc.position(el) if el in doc._index else None
+        pos = doc.position(el)
         if el.tag == "controller" and el.get("type") == "pci":
             index = pci_index[id(el)]
             model = el.get("model", "")
-            addr, _ = _address(el)
+            addr, _ = pci_address(el)
             target = el.find("target")
             buses[index] = Bus(index, model, addr, pos, _int_attr(target, "port"),
                                _int_attr(target, "chassis"), _int_attr(target, "busNr"))  # fmt: skip
         if el.tag == "console":
-            addr, _ = _address(el)
+            addr, _ = pci_address(el)
             if addr is not None:
                 consoles.append((pos, addr))
             continue
         if not devices.is_pci(el):
             continue
-        addr, multi = _address(el)
+        addr, multi = pci_address(el)
         if el.tag == "serial" and addr is not None:
             serial_addr[addr] = pos
         acpi_el = el.find("acpi")
