@@ -150,8 +150,11 @@ def _groups(topo: Topology) -> list[_Group]:
     relayout never swaps, say, two virtio disks and thereby vda and vdb.
     """
     used = {d.address.slot for d in topo.devices if d.address and d.address.bus == 0}
-    used |= {d.fixed_at.slot for d in topo.devices if d.fixed_at and d.address is None}
     used |= {0, 1}
+    for d in topo.devices:  # an unaddressed primary video: slot 2, or else the first free one
+        if d.fixed_at and d.address is None and d.fixed_at.slot > 1:
+            free = (s for s in range(FIRST_FREE_SLOT, MAX_SLOT + 1) if s not in used)
+            used.add(d.fixed_at.slot if d.fixed_at.slot not in used else next(free, MAX_SLOT + 1))
     sim_slot: dict[int, int] = {}  # id(device) -> slot libvirt would give it
     usb2_slot: dict[int, int] = {}
     for d in topo.devices:  # USB2 companions join an addressed member's slot
