@@ -875,6 +875,8 @@ def row_hotplug(t: Table, res: dict, quick: bool, tmp: Path, uri: str, envs: dic
         )
     r = pair_ratio(times["cli"], times["pyscript"])
     out["cli_vs_pyscript"] = r
+    if virsh:
+        out["pyscript_vs_virsh"] = pair_ratio(times["pyscript"], times["virsh"])
     t.add(
         4,
         "hot-plug, whole process: planner hotplug vs a 1-line python3 libvirt script making "
@@ -915,6 +917,11 @@ def row_hotplug(t: Table, res: dict, quick: bool, tmp: Path, uri: str, envs: dic
         "attachDeviceFlags; after each round every "
         "NIC is checked at that address in the live and the persistent XML"
         + (f" (failures: {'; '.join(checks)})" if checks else " (all found)")
+        + (
+            f". The one-line python3 script alone is {fmt_ratio(out['pyscript_vs_virsh'])} virsh"
+            if virsh
+            else ""
+        )
         + ". Child CPU time (user+sys), medians: "
         + ", ".join(f"{v} {ms(med(x))}" for v, x in cpu.items() if x)
         + f". The dry run's {ms(td)} split: libvirt's two XMLDesc calls and isActive/isPersistent "
