@@ -312,6 +312,8 @@ def read_topology(doc: Document) -> Topology:
             ctype = el.get("type", "")
             ctrl_type_order.setdefault(ctype, len(ctrl_type_order))
             rank += ctrl_type_order[ctype] * 100 + min(parse_number(el.get("index", "0"), "index"), 99)
+        elif el.tag == "controller":  # PCI controllers, which libvirt keeps sorted by index
+            rank += min(pci_index[id(el)], 998)
         elif el.tag == "disk":  # libvirt sorts the disks of a bus by target name (vda, vdb, ...)
             rank += min(devices.disk_index(el) + 1, 998)
         usb2 = None
