@@ -14,46 +14,33 @@ NamePolicy puts first, and it comes from the ACPI index the guest firmware repor
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from lxml import etree
 
 from .guest import Console, Guest, GuestReport, domain_xml
+from .scenario import (
+    AFFECT_CONFIG,
+    AFFECT_LIVE,
+    BOOT_TIMEOUT,
+    CHANGE_TIMEOUT,
+    XML_INACTIVE,
+    hotplug,
+    interface_xml,
+    planner,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.libvirt]
 
-ROOT = Path(__file__).resolve().parents[2]
-AFFECT_LIVE, AFFECT_CONFIG = 1, 2  # VIR_DOMAIN_AFFECT_*
-XML_INACTIVE = 2  # VIR_DOMAIN_XML_INACTIVE
-BOOT_TIMEOUT = 90  # seconds: TCG, on a machine shared with other tests
-CHANGE_TIMEOUT = 60
 
 DEVICES = """
     <interface type='user'><mac address='52:54:00:00:00:01'/><model type='virtio'/></interface>
     <interface type='user'><mac address='52:54:00:00:00:02'/><model type='virtio'/></interface>
     <video><model type='vga'/></video>
 """
-
-
-def planner(*args: str) -> str:
-    """Run the planner CLI; it must succeed. Returns its stdout."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "planner", *args], cwd=ROOT, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, (
-        f"planner {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}"
-    )
-    return proc.stdout
-
-
-def hotplug(conn, name: str, *args: str) -> dict:
-    return json.loads(planner("hotplug", "-c", conn.getURI(), name, *args, "--json"))
 
 
 def onboard(report: GuestReport) -> list[str]:
@@ -63,21 +50,6 @@ def onboard(report: GuestReport) -> list[str]:
 
 def by_mac(report: GuestReport) -> dict[str, str]:
     return {n.mac: n.onboard for n in report.nics}
-
-
-def wait_until(what: str, cond: Callable[[], bool], timeout: float = CHANGE_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting until {what}"
-        time.sleep(0.2)
-
-
-def interface_xml(dom, mac: str, flags: int = 0) -> str | None:
-    """The XML of the interface with this MAC in the live (or, with flags, config) XML."""
-    for el in etree.fromstring(dom.XMLDesc(flags).encode()).findall("./devices/interface"):
-        if el.find("mac").get("address") == mac:
-            return etree.tostring(el, encoding="unicode")
-    return None
 
 
 def acpi_indexes(xml: str) -> dict[str, int]:

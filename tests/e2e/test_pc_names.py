@@ -18,37 +18,32 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import pytest
 from lxml import etree
 
-from .guest import Console, Guest, GuestReport, domain_xml
+from . import scenario
+from .guest import Console, Guest, domain_xml
+from .scenario import (
+    AFFECT_CONFIG,
+    AFFECT_LIVE,
+    CHANGE_TIMEOUT,
+    MB,
+    ROOT,
+    XML_INACTIVE,
+    boot_report,
+    disk_xml,
+    hotplug,
+    make_disk,
+    planner,
+    wait_nics,
+    wait_until,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.libvirt]
 
-ROOT = Path(__file__).resolve().parents[2]
-AFFECT_LIVE, AFFECT_CONFIG = 1, 2  # VIR_DOMAIN_AFFECT_*
-XML_INACTIVE = 2  # VIR_DOMAIN_XML_INACTIVE
-BOOT_TIMEOUT = 60  # seconds; TCG on a 2-core machine shared with other tests
-CHANGE_TIMEOUT = 60
-MB = 2048  # 512-byte sectors per MiB
-
 
 # --- the domain ----------------------------------------------------------------------
-
-
-def disk_xml(image: Path, target: str, serial: str) -> str:
-    return f"""<disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/><source file='{image}'/>
-      <target dev='{target}' bus='virtio'/><serial>{serial}</serial>
-    </disk>"""
-
-
-def make_disk(vm_dir: Path, serial: str, mib: int) -> Path:
-    image = vm_dir / f"{serial}.img"
-    subprocess.run(["truncate", "-s", f"{mib}M", str(image)], check=True)
-    return image
 
 
 def devices(disks: str) -> str:
@@ -64,50 +59,11 @@ def devices(disks: str) -> str:
     """
 
 
-def planner(*args: str) -> str:
-    """Run the planner CLI; it must succeed. Returns its stdout."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "planner", *args], cwd=ROOT, capture_output=True, text=True
-    )
-    assert proc.returncode == 0, (
-        f"planner {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}"
-    )
-    return proc.stdout
-
-
 def relayout_define_start(conn, name: str, guest: Guest, vm_dir: Path, console_log: Path,
                           disks: str):  # fmt: skip
-    """Write the domain XML, rewrite it with ``planner relayout``, define and start it."""
-    original = vm_dir / "domain.xml"
-    original.write_text(domain_xml(name, guest, console_log, devices_xml=devices(disks)))
-    laid_out = vm_dir / "domain-relayout.xml"
-    planner("relayout", str(original), "-o", str(laid_out))
-    dom = conn.defineXML(laid_out.read_text())
-    dom.create()
-    return dom
-
-
-def hotplug(conn, name: str, *args: str) -> dict:
-    """``planner hotplug -c URI NAME ARGS --json``: the attach result as a dict."""
-    return json.loads(planner("hotplug", "-c", conn.getURI(), name, *args, "--json"))
-
-
-def boot_report(console: Console, nics: int, disks: int) -> GuestReport:
-    return console.wait_for(
-        lambda r: len(r.nics) == nics and len(r.disks) == disks, timeout=BOOT_TIMEOUT
-    )
-
-
-def wait_nics(console: Console, count: int) -> GuestReport:
-    """The first report with ``count`` NICs (the names are asserted by the caller)."""
-    return console.wait_for(lambda r: len(r.nics) == count, timeout=CHANGE_TIMEOUT)
-
-
-def wait_until(what: str, cond: Callable[[], bool], timeout: float = CHANGE_TIMEOUT) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting until {what}"
-        time.sleep(0.2)
+    """The small VM with ``disks``, laid out by ``planner relayout``, defined and started."""
+    xml = domain_xml(name, guest, console_log, devices_xml=devices(disks))
+    return scenario.relayout_define_start(conn, xml, vm_dir)
 
 
 def interfaces(xml: str) -> list[etree._Element]:

@@ -20,24 +20,31 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from lxml import etree
 
+from . import scenario
 from .guest import Console, Guest, GuestReport, domain_xml
+from .scenario import (
+    AFFECT_CONFIG,
+    AFFECT_LIVE,
+    CHANGE_TIMEOUT,
+    MB,
+    XML_INACTIVE,
+    boot_report,
+    disk_xml,
+    hotplug,
+    make_disk,
+    planner,
+    run_planner,
+    wait_nics,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.libvirt]
 
-ROOT = Path(__file__).resolve().parents[2]
-AFFECT_LIVE, AFFECT_CONFIG = 1, 2  # VIR_DOMAIN_AFFECT_*
-XML_INACTIVE = 2  # VIR_DOMAIN_XML_INACTIVE
-BOOT_TIMEOUT = 60  # seconds; TCG on a 2-core machine shared with other tests
-CHANGE_TIMEOUT = 60
-MB = 2048  # 512-byte sectors per MiB
 EXIT_NO_ROOM = 3
 BOOT_MACS = ["52:54:00:00:00:01", "52:54:00:00:00:02"]
 LAYOUT_NS = {"planner": "urn:libvirt-nic-planner:layout:1"}
@@ -45,19 +52,6 @@ MAC = re.compile(r"\b[0-9a-f]{2}(?::[0-9a-f]{2}){5}\b")
 
 
 # --- the domain ----------------------------------------------------------------------
-
-
-def disk_xml(image: Path, target: str, serial: str) -> str:
-    return f"""<disk type='file' device='disk'>
-      <driver name='qemu' type='raw'/><source file='{image}'/>
-      <target dev='{target}' bus='virtio'/><serial>{serial}</serial>
-    </disk>"""
-
-
-def make_disk(vm_dir: Path, serial: str, mib: int) -> Path:
-    image = vm_dir / f"{serial}.img"
-    subprocess.run(["truncate", "-s", f"{mib}M", str(image)], check=True)
-    return image
 
 
 def devices(boot_disk: Path) -> str:
@@ -82,46 +76,11 @@ def q35_xml(name: str, guest: Guest, vm_dir: Path, console_log: Path) -> Path:
     return path
 
 
-def run_planner(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "planner", *args], cwd=ROOT, capture_output=True, text=True
-    )
-
-
-def planner(*args: str) -> str:
-    """Run the planner CLI; it must succeed. Returns its stdout."""
-    proc = run_planner(*args)
-    assert proc.returncode == 0, (
-        f"planner {' '.join(args)} exited {proc.returncode}:\n{proc.stderr}"
-    )
-    return proc.stdout
-
-
 def relayout_define_start(conn, name: str, guest: Guest, vm_dir: Path, console_log: Path,
                           *relayout_args: str):  # fmt: skip
-    """Write the domain, rewrite it with ``planner relayout``, define and start it."""
-    original = q35_xml(name, guest, vm_dir, console_log)
-    laid_out = vm_dir / "domain-relayout.xml"
-    planner("relayout", str(original), "-o", str(laid_out), *relayout_args)
-    dom = conn.defineXML(laid_out.read_text())
-    dom.create()
-    return dom
-
-
-def hotplug(conn, name: str, *args: str) -> dict:
-    """``planner hotplug -c URI NAME ARGS --json``: the attach result as a dict."""
-    return json.loads(planner("hotplug", "-c", conn.getURI(), name, *args, "--json"))
-
-
-def boot_report(console: Console, nics: int = 2, disks: int = 1) -> GuestReport:
-    return console.wait_for(
-        lambda r: len(r.nics) == nics and len(r.disks) == disks, timeout=BOOT_TIMEOUT
-    )
-
-
-def wait_nics(console: Console, count: int) -> GuestReport:
-    """The first report with ``count`` NICs (the names are asserted by the caller)."""
-    return console.wait_for(lambda r: len(r.nics) == count, timeout=CHANGE_TIMEOUT)
+    """Issue 5's VM, laid out by ``planner relayout``, defined and started."""
+    xml = q35_xml(name, guest, vm_dir, console_log).read_text()
+    return scenario.relayout_define_start(conn, xml, vm_dir, *relayout_args)
 
 
 def guest_names(report: GuestReport) -> dict[str, str]:
@@ -188,7 +147,7 @@ def test_1_baseline_without_planner(conn, domain_name, guest: Guest, vm_dir, con
     dom = conn.defineXML(q35_xml(domain_name, guest, vm_dir, console_log).read_text())
     console = Console(console_log)
     dom.create()
-    boot = boot_report(console)
+    boot = boot_report(console, nics=2, disks=1)
     boot_time = time.monotonic() - started
     assert [n.mac for n in boot.nics] == BOOT_MACS
     assert boot.names == ["enp3s0", "enp4s0"]
@@ -223,7 +182,7 @@ def test_2_relayout_then_hotplugged_nic_is_enp3s0(
     started = time.monotonic()
     dom = relayout_define_start(conn, domain_name, guest, vm_dir, console_log)
     console = Console(console_log)
-    boot = boot_report(console)
+    boot = boot_report(console, nics=2, disks=1)
     boot_time = time.monotonic() - started
     assert [n.mac for n in boot.nics] == BOOT_MACS
     assert boot.names == ["enp1s0", "enp2s0"]
@@ -253,7 +212,7 @@ def test_3_disk_hotplug_takes_no_nic_port(
     started = time.monotonic()
     dom = relayout_define_start(conn, domain_name, guest, vm_dir, console_log)
     console = Console(console_log)
-    boot = boot_report(console)
+    boot = boot_report(console, nics=2, disks=1)
     boot_time = time.monotonic() - started
     assert boot.names == ["enp1s0", "enp2s0"]
     assert_show_matches_guest(dom, vm_dir, boot)
@@ -292,7 +251,7 @@ def test_4_no_spare_port_left_fails_cleanly(
     dom = relayout_define_start(conn, domain_name, guest, vm_dir, console_log,
                                 "--spare-ports", "1")  # fmt: skip
     console = Console(console_log)
-    boot = boot_report(console)
+    boot = boot_report(console, nics=2, disks=1)
     boot_time = time.monotonic() - started
     assert boot.names == ["enp1s0", "enp2s0"]
     assert_show_matches_guest(dom, vm_dir, boot)
