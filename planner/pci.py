@@ -15,15 +15,22 @@ MAX_FUNCTION = 7
 
 
 def parse_number(text: str, what: str) -> int:
-    """Read a libvirt number attribute: hex with ``0x`` or decimal (libvirt accepts both)."""
+    """Read a libvirt number attribute as libvirt does: strtoul with base 0.
+
+    ``0x1f`` is hex, ``010`` is octal (8), anything else decimal; libvirt parses
+    PCI address attributes this way, so slot='010' is slot 8, not 10.
+    """
     s = text.strip()
+    if s[:1] == "-":
+        raise InputError(f"{what} {text!r} is negative")
     try:
-        value = int(s, 16) if s.lower().startswith("0x") else int(s, 10)
+        if "_" in s or s[:1] == "+":
+            raise ValueError
+        if s[:2] in ("0x", "0X"):
+            return int(s[2:], 16)
+        return int(s, 8) if len(s) > 1 and s[0] == "0" else int(s, 10)
     except ValueError:
         raise InputError(f"{what} {text!r} is not a number") from None
-    if value < 0:
-        raise InputError(f"{what} {text!r} is negative")
-    return value
 
 
 @dataclass(frozen=True, order=True)

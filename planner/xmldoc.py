@@ -34,14 +34,11 @@ _PARSER_OPTS = dict(
     strip_cdata=False,
 )
 
-# Markup tokens of a well-formed document, in the order they appear.
+# Markup tokens of a well-formed document, in the order they appear: comments, PIs,
+# CDATA, a declaration (a DTD: refused), end tags and start tags. A start tag runs to
+# the first '>' outside quotes; it is empty if it ends with '/>'.
 _TOKEN = re.compile(
-    r"<!--.*?-->"
-    r"|<\?.*?\?>"
-    r"|<!\[CDATA\[.*?\]\]>"
-    r"|<!(?P<decl>[A-Za-z]+)"
-    r"|</(?P<end>[^\s>]+)\s*>"
-    r"|<(?P<start>[^\s/>!?]+)(?P<attrs>(?:\s+[^\s=/>]+\s*=\s*(?:\"[^\"]*\"|'[^']*'))*)\s*(?P<empty>/?)>",
+    r"""<(?:!--.*?-->|\?.*?\?>|!\[CDATA\[.*?\]\]>|!|/[^>]*>|[^\s/>!?](?:[^>"']+|"[^"]*"|'[^']*')*>)""",
     re.S,
 )
 _ATTR = re.compile(r"(\s+)([^\s=/>]+)(\s*=\s*)(\"[^\"]*\"|'[^']*')")
@@ -148,18 +145,21 @@ def _scan(text: str) -> list[Span]:
     spans: list[Span] = []
     stack: list[int] = []
     for m in _TOKEN.finditer(text):
-        if m.group("decl"):
-            raise InputError("DTDs are not allowed in domain XML (no entities are expanded)")
-        if m.group("start"):
-            spans.append(Span(m.start(), m.end()))
-            if not m.group("empty"):
-                stack.append(len(spans) - 1)
-        elif m.group("end"):
+        start, end = m.span()
+        kind = text[start + 1]
+        if kind == "/":
             if not stack:
                 raise InputError("malformed XML: unbalanced end tag")
             i = stack.pop()
             s = spans[i]
-            spans[i] = Span(s.start, s.start_end, m.start(), m.end())
+            spans[i] = Span(s.start, s.start_end, start, end)
+        elif kind == "!":
+            if end - start == 2:  # <!DOCTYPE, <!ENTITY ...
+                raise InputError("DTDs are not allowed in domain XML (no entities are expanded)")
+        elif kind != "?":
+            spans.append(Span(start, end))
+            if text[end - 2] != "/":
+                stack.append(len(spans) - 1)
     return spans
 
 

@@ -142,6 +142,18 @@ def test_chipset_devices_stay_at_slot_1_and_the_primary_video_at_slot_2():
     assert slot_of(xml, "video", model_type="qxl") == bsf(0x0C)  # a secondary video is "other"
 
 
+def test_a_primary_video_displaced_from_slot_2_shifts_the_others_as_libvirt_does():
+    # libvirt gives the video the first free slot, 3, then scsi0 5, scsi1 6, balloon 7
+    qxl = device("video", body="<model type='qxl'/>", slot=4)
+    xml = out(nic(2), "<controller type='scsi' index='0' model='virtio-scsi'/>",
+              "<controller type='scsi' index='1' model='virtio-scsi'/>", VIDEO, qxl)  # fmt: skip
+    assert slot_of(xml, "video", model_type="vga") == bsf(2)
+    assert slot_of(xml, "video", model_type="qxl") == bsf(0x0B)
+    assert slot_of(xml, "controller", index="0") == bsf(0x0C)
+    assert slot_of(xml, "controller", index="1") == bsf(0x0D)
+    assert slot_of(xml, "memballoon") == bsf(0x0E)
+
+
 def test_the_nic_range_always_leaves_room_for_one_more_nic():
     many = [nic(mac=f"52:54:00:00:00:{i:02x}") for i in range(9)]
     result = relayout(pc_domain(VIDEO, disk("vda"), *many))
@@ -240,6 +252,13 @@ def test_devices_behind_a_bridge_stay_and_a_nic_behind_it_moves_to_bus_0():
     assert nic_slots(xml) == [bsf(3), bsf(4)]
     assert slot_of(xml, "controller", type="pci", index="1") == bsf(0x0B)  # the bridge itself
     assert slot_of(xml, "disk", target_dev="vda") == bsf(0x0C)
+
+
+def test_unaddressed_pci_bridges_take_slots_in_index_order_whatever_the_document_order():
+    xml = out(VIDEO, nic(), "<controller type='pci' index='2' model='pci-bridge'/>",
+              "<controller type='pci' index='1' model='pci-bridge'/>")  # fmt: skip
+    assert slot_of(xml, "controller", type="pci", index="1") == bsf(0x0B)
+    assert slot_of(xml, "controller", type="pci", index="2") == bsf(0x0C)
 
 
 def test_a_console_that_mirrors_a_pci_serial_moves_with_it():
@@ -412,3 +431,12 @@ def test_other_machine_types_are_not_supported_yet(arch, machine):
 def test_a_root_that_is_not_a_domain_is_refused():
     with pytest.raises(InputError, match="expected <domain>"):
         relayout("<network><name>default</name></network>")
+
+
+def test_a_slot_written_with_a_leading_zero_is_octal_as_libvirt_reads_it():
+    """libvirt parses address attributes with strtoul base 0: slot='010' is slot 8."""
+    from planner.pci import parse_number
+
+    assert parse_number("010", "slot") == 8
+    assert parse_number("0x10", "slot") == 16
+    assert parse_number("10", "slot") == 10
