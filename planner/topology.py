@@ -292,7 +292,8 @@ def read_topology(doc: Document) -> Topology:
             if addr is not None:
                 consoles.append((pos, addr))
             continue
-        if not devices.is_pci(el):
+        model = devices.model_of(el) if el.tag in devices.PCI_KINDS else ""
+        if not devices.is_pci(el, model):
             continue
         addr, multi = pci_address(el)
         if el.tag == "serial" and addr is not None:
@@ -316,8 +317,11 @@ def read_topology(doc: Document) -> Topology:
             rank += min(pci_index[id(el)], 998)
         elif el.tag == "disk":  # libvirt sorts the disks of a bus by target name (vda, vdb, ...)
             rank += min(devices.disk_index(el) + 1, 998)
+        elif el.tag == "interface" and el.get("type") == "hostdev":
+            rank = devices.RANK["hostdev"] * 1000  # libvirt assigns these first among hostdevs
+        elif el.tag == "hostdev":
+            rank += 1
         usb2 = None
-        model = devices.model_of(el)
         if el.tag == "controller" and model in devices.USB2_FUNCTIONS:
             usb2 = (parse_number(el.get("index", "0"), "index"), devices.USB2_FUNCTIONS[model])
         provides = pci_index.get(id(el))
