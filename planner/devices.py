@@ -104,13 +104,20 @@ def disk_index(el: etree._Element) -> int:
     return index
 
 
-def is_pci(el: etree._Element) -> bool:
+# Device elements that can connect through PCI; the others never do.
+PCI_KINDS = frozenset(ASSIGN_ORDER) - {"pci-controller"}
+
+
+def is_pci(el: etree._Element, model: str | None = None) -> bool:
     """Does libvirt connect this device element through PCI (on x86)?"""
+    kind = el.tag
+    if kind not in PCI_KINDS:
+        return False
     atype = address_type(el)
     if atype is not None and atype != "pci":
         return False  # ccw, virtio-mmio, spapr-vio, usb, drive...: not PCI here
-    kind = el.tag
-    model = model_of(el)
+    if model is None:
+        model = model_of(el)
     if kind == "controller":
         ctype = _attr(el, "type")
         if ctype == "pci":
