@@ -108,6 +108,19 @@ def test_unaddressed_devices_keep_the_order_libvirt_would_give_them():
     assert slot_of(xml, "watchdog") == bsf(0x10)
 
 
+def test_a_hostdev_nic_takes_its_libvirt_slot_among_the_hostdevs_not_among_the_nics():
+    # libvirt: NIC 3, virtio-serial 4, (rng 5), the hostdev NIC 6: so virtio-serial scans first
+    hostdev_nic = device("interface", "type='hostdev' managed='yes'", body=(
+        "<source>\n  <address type='pci' domain='0x0000' bus='0x02' slot='0x10' function='0x1'/>"
+        "\n</source>"))  # fmt: skip
+    xml = out(VIDEO, nic(), hostdev_nic, "<controller type='virtio-serial' index='0'/>",
+              device("rng", "model='virtio'", slot=5,
+                     body="<backend model='random'>/dev/urandom</backend>"))  # fmt: skip
+    assert nic_slots(xml) == [bsf(3), bsf(4)]
+    assert slot_of(xml, "controller", type="virtio-serial") == bsf(0x0B)
+    assert slot_of(xml, "rng") == bsf(0x0C)
+
+
 def test_an_unaddressed_device_goes_where_libvirts_first_fit_puts_it_among_addressed_ones():
     # libvirt would give vda slot 3 and its implicit memballoon slot 4, both before vdb at 5.
     xml = out(VIDEO, disk("vdb", 5), disk("vda"))
