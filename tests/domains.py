@@ -127,9 +127,11 @@ def pc_domain(*devices: str, machine: str = "pc", arch: str = "x86_64", name: st
 
 
 def number(text: str) -> int:
-    """A libvirt number attribute: hex with 0x, else decimal."""
-    text = text.strip()
-    return int(text, 16) if text.lower().startswith("0x") else int(text, 10)
+    """A libvirt number attribute, read like strtoul(base 0): 0x hex, 0 octal, else decimal."""
+    text = text.strip().lower()
+    if text.startswith("0x"):
+        return int(text, 16)
+    return int(text, 8) if len(text) > 1 and text.startswith("0") else int(text, 10)
 
 
 def tree(xml: str | bytes) -> etree._Element:
