@@ -730,7 +730,7 @@ def _hotplug_ops(doms, files, uri: str, env: dict, tmp: Path, virsh: str | None,
     """
     import libvirt
 
-    from planner.hotplug import hotplug
+    from planner.attach import hotplug
     from planner.virt import domain_xmls
 
     flags = libvirt.VIR_DOMAIN_AFFECT_LIVE | libvirt.VIR_DOMAIN_AFFECT_CONFIG
@@ -789,7 +789,7 @@ def row_hotplug(t: Table, res: dict, quick: bool, tmp: Path, uri: str, envs: dic
         )
         res["hotplug"] = {"skipped": str(exc)}
         return
-    from planner.hotplug import hotplug
+    from planner.attach import hotplug
     from planner.virt import domain_xmls
 
     virsh = shutil.which("virsh")

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-# ``hotplug`` is imported here, not behind a lazy wrapper: loading the submodule
-# planner.hotplug sets the package attribute ``hotplug`` to that module, which would
-# shadow the wrapper. The submodule imports libvirt only when a hot-plug runs.
 from .errors import PlannerError
-from .hotplug import hotplug
 from .policy import Policy
 from .relayout import RelayoutResult, relayout
 
 __all__ = ["PlannerError", "Policy", "RelayoutResult", "relayout", "hotplug", "__version__"]
+
+
+def hotplug(domain, device_xml, **options):
+    """Attach a device at its planned address: see :func:`planner.attach.hotplug`.
+
+    Imported on first use, so relayout never loads the libvirt side.
+    """
+    from .attach import hotplug as _hotplug
+
+    return _hotplug(domain, device_xml, **options)

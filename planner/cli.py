@@ -7,8 +7,6 @@ Errors are one line on stderr with a distinct exit code (see planner.errors);
 from __future__ import annotations
 
 import argparse
-import difflib
-import json
 import sys
 from pathlib import Path
 
@@ -106,7 +104,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_relayout(args) -> int:
     from .relayout import relayout
-    from .report import plan_json
 
     if args.domain:
         from .virt import relayout_domain
@@ -120,8 +117,14 @@ def cmd_relayout(args) -> int:
     if args.check:
         return EXIT_CHECK_DIRTY if result.changed else 0
     if args.json:
+        import json
+
+        from .report import plan_json
+
         print(json.dumps(plan_json(result.plan, result.changed), indent=2))
     elif args.diff:
+        import difflib
+
         name = args.file if args.file != "-" else "stdin"
         sys.stdout.writelines(difflib.unified_diff(
             result.original.splitlines(keepends=True), result.xml.splitlines(keepends=True),
@@ -149,7 +152,7 @@ def cmd_show(args) -> int:
 
 
 def cmd_hotplug(args) -> int:
-    from .hotplug import run_cli
+    from .attach import run_cli
 
     return run_cli(args)
 

@@ -336,7 +336,7 @@ class FakeDomain:
 @pytest.fixture
 def hotplug():
     pytest.importorskip("libvirt")
-    from planner.hotplug import hotplug
+    from planner.attach import hotplug
 
     return hotplug
 

@@ -548,7 +548,7 @@ def test_a_domain_never_laid_out_warns_and_attaches_then_relayout_takes_effect_a
 
 @libvirt_test
 def test_library_hotplug_takes_a_virdomain_or_a_name_and_a_uri(make_domain, domain_name):
-    import planner.hotplug  # noqa: F401  the submodule: planner.hotplug is still the function
+    import planner.attach  # noqa: F401  the submodule: planner.hotplug is still the function
 
     dom = make_domain()
 
