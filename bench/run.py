@@ -264,8 +264,12 @@ def relayout_phases(docs: list[tuple[str, bytes]], reps: int) -> dict[str, float
             t3 = _now()
             apply_plan(doc, plan)
             t4 = _now()
-            for k, dt in (("parse + element map", t1 - t0), ("topology read", t2 - t1),
-                          ("plan", t3 - t2), ("rewrite", t4 - t3)):  # fmt: skip
+            for k, dt in (
+                ("parse + element map", t1 - t0),
+                ("topology read", t2 - t1),
+                ("plan", t3 - t2),
+                ("rewrite", t4 - t3),
+            ):
                 acc[k] = acc.get(k, 0.0) + dt
 
         runs: list[dict[str, float]] = []
@@ -483,8 +487,11 @@ def row_cli(t: Table, res: dict, quick: bool, tmp: Path, envs: dict) -> dict:
             cmd,
         ):  # warm-up: writes .pyc where allowed, fills the page cache
             _run(c, env, tmp)
-        kids = {"planner": Child(cmd, env, tmp), "floor": Child(floor, env, tmp),
-                "python": Child(bare, env, tmp)}  # fmt: skip
+        kids = {
+            "planner": Child(cmd, env, tmp),
+            "floor": Child(floor, env, tmp),
+            "python": Child(bare, env, tmp),
+        }
         times = interleaved(kids, reps, collect=False)
         ratio = pair_ratio(times["planner"], times["floor"])
         cpu = pair_ratio(kids["planner"].cpu, kids["floor"].cpu)
@@ -840,8 +847,10 @@ def row_hotplug(t: Table, res: dict, quick: bool, tmp: Path, uri: str, envs: dic
                 want = files[v][2]
                 for xml in domain_xmls(dom).values():
                     addrs = etree.fromstring(xml.encode()).iterfind("devices/interface/address")
-                    if not any(int(a.get("slot"), 16) == want.slot
-                               and int(a.get("bus"), 16) == want.bus for a in addrs):  # fmt: skip
+                    if not any(
+                        int(a.get("slot"), 16) == want.slot and int(a.get("bus"), 16) == want.bus
+                        for a in addrs
+                    ):
                         checks.append(f"round {r} {v}: no NIC at {want}")
             # In-process overhead: XMLDesc reads + planning, nothing attached (dry run).
             for _ in range(3 if quick else 10):

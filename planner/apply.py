@@ -60,13 +60,16 @@ def apply_plan(doc: Document, plan: Plan) -> str:
             _insert_device(ed, devices_el, markup, kind, after_index)
 
     for p in implicit:  # devices libvirt would add by itself, made explicit
-        markup = _with_child(p.device.markup, address_markup(p.address, q, bool(p.multifunction)), unit)
+        markup = _with_child(
+            p.device.markup, address_markup(p.address, q, bool(p.multifunction)), unit
+        )
         insert(markup, "controller" if p.device.kind == "controller" else None)
 
     for c in plan.new_controllers:
         attrs = {"type": "pci", "index": str(c.index), "model": c.model}
-        markup = _with_child(_tag("controller", attrs, q),
-                             address_markup(c.address, q, c.multifunction), unit)  # fmt: skip
+        markup = _with_child(
+            _tag("controller", attrs, q), address_markup(c.address, q, c.multifunction), unit
+        )
         if c.target:
             markup = markup.replace("\n", f"\n{unit}{_tag('target', dict(c.target), q)}\n", 1)
         insert(markup, "controller", c.after_index)
@@ -107,7 +110,9 @@ def _insert_device(ed: Editor, devices_el, markup: str, kind: str | None, after_
         ctrls = devices_el.findall("controller")
         anchor = None
         for c in ctrls:
-            if after_index is None or (c.get("type") == "pci" and int(c.get("index", "0"), 0) <= after_index):
+            if after_index is None or (
+                c.get("type") == "pci" and int(c.get("index", "0"), 0) <= after_index
+            ):
                 anchor = c
         if after_index is not None and anchor is None and ctrls:
             anchor = ctrls[-1]
@@ -139,4 +144,3 @@ def _write_metadata(ed: Editor, doc: Document, plan: Plan, q: str, unit: str) ->
     else:
         first = next(c for c in doc.root if isinstance(c.tag, str))
         ed.insert_after(first, markup)
-

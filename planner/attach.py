@@ -41,13 +41,22 @@ class HotplugResult:
         return f"{self.kind} {verb} {where}{name}"
 
     def as_dict(self) -> dict:
-        return {"device": self.kind, "address": str(self.address) if self.address else None,
-                "guest_name": self.guest_name, "attached": self.attached,
-                "warnings": list(self.warnings)}  # fmt: skip
+        return {
+            "device": self.kind,
+            "address": str(self.address) if self.address else None,
+            "guest_name": self.guest_name,
+            "attached": self.attached,
+            "warnings": list(self.warnings),
+        }
 
 
-def render_nic(type_: str, source: str | None, model: str = "virtio", mac: str | None = None,
-               template: str | None = None) -> str:  # fmt: skip
+def render_nic(
+    type_: str,
+    source: str | None,
+    model: str = "virtio",
+    mac: str | None = None,
+    template: str | None = None,
+) -> str:
     """A NIC's XML from the jinja2 template (templates/nic.xml.j2 or --template FILE)."""
     import jinja2
 
@@ -93,17 +102,26 @@ def _identify(device_xml: str) -> tuple[str, str | None]:
     except ExpatError as exc:  # not well-formed: libvirt cannot read it either
         raise InputError(f"malformed device XML: {exc}") from None
     except ValueError as exc:  # xmltodict refuses entity declarations
-        raise InputError(f"device XML declares entities: not passed on, even with --fallback "
-                         f"({exc})") from None  # fmt: skip
+        raise InputError(
+            f"device XML declares entities: not passed on, even with --fallback ({exc})"
+        ) from None
     kind = next(iter(data))
     body = data[kind] if isinstance(data[kind], dict) else {}
     mac = body.get("mac", {}).get("@address") if isinstance(body.get("mac"), dict) else None
     return kind, mac
 
 
-def hotplug(domain, device_xml: str | bytes, *, conn=None, policy: str = "lowest",
-            live: bool = False, config: bool = False, dry_run: bool = False,
-            fallback: bool = False) -> HotplugResult:  # fmt: skip
+def hotplug(
+    domain,
+    device_xml: str | bytes,
+    *,
+    conn=None,
+    policy: str = "lowest",
+    live: bool = False,
+    config: bool = False,
+    dry_run: bool = False,
+    fallback: bool = False,
+) -> HotplugResult:
     """Attach a device to a domain (a virDomain, or a name/UUID with ``conn`` or a URI).
 
     NICs go to the first free slot of the NIC range (``policy='lowest'``) or after
@@ -140,7 +158,9 @@ def hotplug(domain, device_xml: str | bytes, *, conn=None, policy: str = "lowest
                 xml = acpi.with_index(etree.tostring(el, encoding="unicode"), acpi_index)
                 return _attach_fallback(domain, xml, live, config, dry_run, str(exc))
             xml = acpi.with_index(_with_address(el, choice.address), acpi_index)
-            name = _guest_name(topos[0], choice.address, acpi_index) if el.tag == "interface" else None
+            name = (
+                _guest_name(topos[0], choice.address, acpi_index) if el.tag == "interface" else None
+            )
             result = HotplugResult(el.tag, choice.address, name, xml, not dry_run, choice.warnings)
             if dry_run:
                 return result
@@ -169,8 +189,10 @@ def _attach_fallback(domain, xml, live, config, dry_run, why) -> HotplugResult:
     topos = _topologies(virt.domain_xmls(domain))
     new = [d.address for d in topos[0].devices if d.address and d.address not in before]
     addr = new[0] if new else None
-    index = next((topos[0].acpi_indexes.get(d.pos) for d in topos[0].devices
-                  if addr and d.address == addr), None)  # fmt: skip
+    index = next(
+        (topos[0].acpi_indexes.get(d.pos) for d in topos[0].devices if addr and d.address == addr),
+        None,
+    )
     name = _guest_name(topos[0], addr, index) if kind == "interface" and addr else None
     warning = f"{why}; libvirt chose {addr if addr else 'an address'}"
     return HotplugResult(kind, addr, name, xml, True, (warning,))
@@ -192,9 +214,19 @@ def run_cli(args) -> int:
         elif args.user:
             data = render_nic("user", None, args.model, args.mac, args.template)
         else:
-            raise PlannerError("give a device XML file, or a NIC with --network, --bridge or --user")
-    result = hotplug(args.domain, data, conn=args.connect, policy=args.policy, live=args.live,
-                     config=args.config, dry_run=args.dry_run, fallback=args.fallback)  # fmt: skip
+            raise PlannerError(
+                "give a device XML file, or a NIC with --network, --bridge or --user"
+            )
+    result = hotplug(
+        args.domain,
+        data,
+        conn=args.connect,
+        policy=args.policy,
+        live=args.live,
+        config=args.config,
+        dry_run=args.dry_run,
+        fallback=args.fallback,
+    )
     for w in result.warnings:
         print(f"planner: warning: {w}", file=sys.stderr)
     if args.json:

@@ -33,19 +33,39 @@ def _slot_count(text: str) -> int:
 
 
 def _add_policy_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--nic-start", type=_slot_count, metavar="SLOT",
-                   help="first slot of the NIC range on bus 0 (pc; default 3)")
-    p.add_argument("--nic-slots", type=_slot_count, metavar="N",
-                   help="minimum NIC capacity, counting existing NICs (default 8)")
-    p.add_argument("--spare-ports", type=_slot_count, metavar="K",
-                   help="q35: empty root ports kept for hot-plugged NICs (default 4, at least 1)")
-    p.add_argument("--acpi-index", action="store_true", default=None,
-                   help="give every NIC an ACPI index: the guest names it eno<N>")  # fmt: skip
+    p.add_argument(
+        "--nic-start",
+        type=_slot_count,
+        metavar="SLOT",
+        help="first slot of the NIC range on bus 0 (pc; default 3)",
+    )
+    p.add_argument(
+        "--nic-slots",
+        type=_slot_count,
+        metavar="N",
+        help="minimum NIC capacity, counting existing NICs (default 8)",
+    )
+    p.add_argument(
+        "--spare-ports",
+        type=_slot_count,
+        metavar="K",
+        help="q35: empty root ports kept for hot-plugged NICs (default 4, at least 1)",
+    )
+    p.add_argument(
+        "--acpi-index",
+        action="store_true",
+        default=None,
+        help="give every NIC an ACPI index: the guest names it eno<N>",
+    )
 
 
 def _overrides(args) -> dict:
-    return dict(nic_start=args.nic_start, nic_slots=args.nic_slots,
-                spare_ports=args.spare_ports, acpi_index=args.acpi_index)  # fmt: skip
+    return dict(
+        nic_start=args.nic_start,
+        nic_slots=args.nic_slots,
+        spare_ports=args.spare_ports,
+        acpi_index=args.acpi_index,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,8 +82,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE")
     out.add_argument("-i", "--in-place", action="store_true", help="rewrite FILE atomically")
     out.add_argument("--diff", action="store_true", help="print a unified diff")
-    out.add_argument("--check", action="store_true",
-                     help="exit 1 if a relayout would change anything; write nothing")
+    out.add_argument(
+        "--check",
+        action="store_true",
+        help="exit 1 if a relayout would change anything; write nothing",
+    )
     out.add_argument("--json", action="store_true", help="print the plan as JSON")
     r.add_argument("-c", "--connect", metavar="URI", help="libvirt URI (with --domain)")
     r.add_argument("--domain", metavar="NAME", help="relayout a defined domain's persistent XML")
@@ -73,16 +96,26 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("show", help="print the slot map and predicted guest NIC names")
     s.add_argument("file", nargs="?", default="-", help="domain XML file, or - for stdin")
     s.add_argument("--json", action="store_true", help="the slot map as JSON")
-    s.add_argument("--planned", action="store_true",
-                   help="show the layout a relayout would give, not the current one")
+    s.add_argument(
+        "--planned",
+        action="store_true",
+        help="show the layout a relayout would give, not the current one",
+    )
     _add_policy_args(s)
 
     h = sub.add_parser("hotplug", help="attach a device at its planned address")
-    h.add_argument("-c", "--connect", metavar="URI",
-                   help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)")
+    h.add_argument(
+        "-c",
+        "--connect",
+        metavar="URI",
+        help="libvirt URI (default: $LIBVIRT_DEFAULT_URI, else qemu:///system)",
+    )
     h.add_argument("domain", help="domain name or UUID")
-    h.add_argument("device", nargs="?", help="device XML file, or - for stdin; "
-                   "without it a NIC is rendered from a template")  # fmt: skip
+    h.add_argument(
+        "device",
+        nargs="?",
+        help="device XML file, or - for stdin; without it a NIC is rendered from a template",
+    )
     kind = h.add_mutually_exclusive_group()
     kind.add_argument("--network", metavar="NAME", help="NIC on a libvirt network")
     kind.add_argument("--bridge", metavar="BR", help="NIC on a host bridge")
@@ -90,15 +123,22 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--model", default="virtio", help="NIC model (default virtio)")
     h.add_argument("--mac", help="NIC MAC address (default: libvirt generates one)")
     h.add_argument("--template", metavar="FILE", help="a jinja2 template for the NIC")
-    h.add_argument("--policy", choices=("lowest", "after-last"), default="lowest",
-                   help="lowest: fill holes left by unplugs (default); after-last: after the highest NIC")  # fmt: skip
+    h.add_argument(
+        "--policy",
+        choices=("lowest", "after-last"),
+        default="lowest",
+        help="lowest: fill holes left by unplugs (default); after-last: after the highest NIC",
+    )
     scope = h.add_mutually_exclusive_group()
     scope.add_argument("--live", action="store_true", help="affect the running domain only")
     scope.add_argument("--config", action="store_true", help="affect the persistent config only")
     h.add_argument("--dry-run", action="store_true", help="print the device XML; attach nothing")
     h.add_argument("--json", action="store_true", help="print the result as JSON")
-    h.add_argument("--fallback", action="store_true",
-                   help="if planner cannot place the device, let libvirt choose (with a warning)")
+    h.add_argument(
+        "--fallback",
+        action="store_true",
+        help="if planner cannot place the device, let libvirt choose (with a warning)",
+    )
     return parser
 
 
@@ -126,9 +166,14 @@ def cmd_relayout(args) -> int:
         import difflib
 
         name = args.file if args.file != "-" else "stdin"
-        sys.stdout.writelines(difflib.unified_diff(
-            result.original.splitlines(keepends=True), result.xml.splitlines(keepends=True),
-            f"a/{name}", f"b/{name}"))  # fmt: skip
+        sys.stdout.writelines(
+            difflib.unified_diff(
+                result.original.splitlines(keepends=True),
+                result.xml.splitlines(keepends=True),
+                f"a/{name}",
+                f"b/{name}",
+            )
+        )
     elif args.in_place or args.output:
         from .xmldoc import atomic_write
 
@@ -146,8 +191,10 @@ def cmd_relayout(args) -> int:
 def cmd_show(args) -> int:
     from .report import show
 
-    print(show(_read_input(args.file), planned=args.planned, as_json=args.json,
-               **_overrides(args)), end="")  # fmt: skip
+    print(
+        show(_read_input(args.file), planned=args.planned, as_json=args.json, **_overrides(args)),
+        end="",
+    )
     return 0
 
 

@@ -15,15 +15,41 @@ from lxml import etree
 
 # libvirt's assignment order for devices without an address.
 ASSIGN_ORDER = (
-    "pci-controller", "filesystem", "interface", "sound", "controller", "disk", "hostdev",
-    "memballoon", "rng", "watchdog", "video", "shmem", "input", "serial", "iommu", "vsock",
-    "memory", "crypto", "panic",
-)  # fmt: skip
+    "pci-controller",
+    "filesystem",
+    "interface",
+    "sound",
+    "controller",
+    "disk",
+    "hostdev",
+    "memballoon",
+    "rng",
+    "watchdog",
+    "video",
+    "shmem",
+    "input",
+    "serial",
+    "iommu",
+    "vsock",
+    "memory",
+    "crypto",
+    "panic",
+)
 RANK = {kind: i for i, kind in enumerate(ASSIGN_ORDER)}
 
 # Controller types in libvirt's enum order (virDomainControllerType).
-CONTROLLER_TYPES = ("ide", "fdc", "scsi", "sata", "virtio-serial", "ccid", "usb", "pci", "xenbus",
-                    "isa")  # fmt: skip
+CONTROLLER_TYPES = (
+    "ide",
+    "fdc",
+    "scsi",
+    "sata",
+    "virtio-serial",
+    "ccid",
+    "usb",
+    "pci",
+    "xenbus",
+    "isa",
+)
 
 _NOT_PCI_USB = {"none", "qusb1", "qusb2"}
 _NOT_PCI_SCSI = {"ncr53c90", "ibmvscsi"}

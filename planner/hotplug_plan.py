@@ -44,22 +44,34 @@ def effective_layout(topos: list[Topology]) -> tuple[Layout, tuple[str, ...]]:
             return t.layout, ()
     t = topos[0]
     if t.machine != "pc":
-        raise NoRoomError(f"{t.machine} domain has no planner layout: relayout it first "
-                          "(`planner relayout --domain NAME --define`, effective at next boot)")  # fmt: skip
+        raise NoRoomError(
+            f"{t.machine} domain has no planner layout: relayout it first "
+            "(`planner relayout --domain NAME --define`, effective at next boot)"
+        )
     used = _occupied(topos)
-    nic_slots = sorted(d.address.slot for tt in topos for d in tt.nics if d.address and d.address.bus == 0)
+    nic_slots = sorted(
+        d.address.slot for tt in topos for d in tt.nics if d.address and d.address.bus == 0
+    )
     first = nic_slots[0] if nic_slots else 3
     top = max((s for b, s in used if b == 0), default=first)
-    layout = Layout("pc", Policy(nic_start=first), nic_first=first,
-                    nic_capacity=MAX_SLOT - first + 1, other_first=top + 1)  # fmt: skip
-    warning = ("domain has no planner layout: NICs go to the lowest free slot after "
-               f"slot {first - 1:#04x}, where other devices may sit in the way; "
-               "`planner relayout --domain NAME --define` fixes this for the next boot")
+    layout = Layout(
+        "pc",
+        Policy(nic_start=first),
+        nic_first=first,
+        nic_capacity=MAX_SLOT - first + 1,
+        other_first=top + 1,
+    )
+    warning = (
+        "domain has no planner layout: NICs go to the lowest free slot after "
+        f"slot {first - 1:#04x}, where other devices may sit in the way; "
+        "`planner relayout --domain NAME --define` fixes this for the next boot"
+    )
     return layout, (warning,)
 
 
-def choose(topos: list[Topology], kind: str, policy: str = "lowest",
-           requested: PciAddress | None = None) -> Choice:  # fmt: skip
+def choose(
+    topos: list[Topology], kind: str, policy: str = "lowest", requested: PciAddress | None = None
+) -> Choice:
     """Pick the address for a device of ``kind`` ('interface' or another PCI device).
 
     ``topos`` are the domain's live and persistent topologies (one if it has only one).
@@ -79,9 +91,15 @@ def choose(topos: list[Topology], kind: str, policy: str = "lowest",
     if kind == "interface":
         free = [s for s in layout.nic_slots if (0, s) not in used and s <= MAX_SLOT]
         if policy == "after-last":
-            nics = [d.address.slot for t in topos for d in t.devices
-                    if d.role is Role.NIC and d.address and d.address.bus == 0
-                    and d.address.slot in layout.nic_slots]  # fmt: skip
+            nics = [
+                d.address.slot
+                for t in topos
+                for d in t.devices
+                if d.role is Role.NIC
+                and d.address
+                and d.address.bus == 0
+                and d.address.slot in layout.nic_slots
+            ]
             last = max(nics, default=layout.nic_first - 1)
             free = [s for s in free if s > last]
         if not free:
@@ -91,7 +109,9 @@ def choose(topos: list[Topology], kind: str, policy: str = "lowest",
                 + (" after the last NIC" if policy == "after-last" else "")
             )
         return Choice(PciAddress(0, 0, free[0], 0), layout, warnings)
-    top = max((s for b, s in used if b == 0 and s >= layout.other_first), default=layout.other_first - 1)
+    top = max(
+        (s for b, s in used if b == 0 and s >= layout.other_first), default=layout.other_first - 1
+    )
     free = [s for s in range(top + 1, MAX_SLOT + 1) if (0, s) not in used]
     if not free:
         raise NoRoomError(f"bus 0 has no free slot above the other devices (from {top + 1:#04x})")

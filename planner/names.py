@@ -48,8 +48,13 @@ def guest_bus_numbers(buses: dict[int, Bus], parent_of: dict[int, PciAddress]) -
     return numbers
 
 
-def predict(machine: str, addr: PciAddress, bus_numbers: dict[int, int], multifunction: bool,
-            acpi_index: int | None = None) -> str:  # fmt: skip
+def predict(
+    machine: str,
+    addr: PciAddress,
+    bus_numbers: dict[int, int],
+    multifunction: bool,
+    acpi_index: int | None = None,
+) -> str:
     if acpi_index:
         return f"eno{acpi_index}"
     func = f"f{addr.function}" if addr.function or multifunction else ""
@@ -61,8 +66,13 @@ def predict(machine: str, addr: PciAddress, bus_numbers: dict[int, int], multifu
     return f"enp{bus}s{addr.slot}{func}"
 
 
-def name_nics(machine: str, buses: dict[int, Bus], rows: Iterable[tuple[Device, PciAddress]],
-              parents: dict[int, PciAddress], acpi: dict[int, int]):  # fmt: skip
+def name_nics(
+    machine: str,
+    buses: dict[int, Bus],
+    rows: Iterable[tuple[Device, PciAddress]],
+    parents: dict[int, PciAddress],
+    acpi: dict[int, int],
+):
     """Guest bus numbers, and the predicted name of every NIC among rows (by id of device)."""
     rows = list(rows)
     numbers = guest_bus_numbers(buses, parents)

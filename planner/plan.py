@@ -63,8 +63,13 @@ class Plan:
     def controller_addresses(self) -> dict[int, PciAddress]:
         """Planned address of every PCI controller, by the index of the bus it provides."""
         out = self.topology.controller_addresses()
-        out.update({p.device.provides_bus: p.address for p in self.placements
-                    if p.device.provides_bus is not None})  # fmt: skip
+        out.update(
+            {
+                p.device.provides_bus: p.address
+                for p in self.placements
+                if p.device.provides_bus is not None
+            }
+        )
         out.update({c.index: c.address for c in self.new_controllers})
         return out
 

@@ -51,7 +51,9 @@ def plan_pc(topo: Topology, policy: Policy) -> Plan:
         raise ImpossibleError(f"--nic-start {first} collides with {what}; the lowest is {lowest}")
     groups = _groups(topo)
     nics, stay_behind, capacity, warnings = _nic_range(topo, policy, groups)
-    layout = Layout("pc", policy, nic_first=first, nic_capacity=capacity, other_first=first + capacity)
+    layout = Layout(
+        "pc", policy, nic_first=first, nic_capacity=capacity, other_first=first + capacity
+    )
     placements: list[Placement] = []
 
     for d in fixed:  # the chipset's place, unless the device sits behind a bridge
@@ -59,7 +61,9 @@ def plan_pc(topo: Topology, policy: Policy) -> Plan:
         placements.append(Placement(d, d.fixed_at if on_root else d.address))
 
     for d, slot in _place_nics(topo, nics, layout):
-        placements.append(Placement(d, PciAddress(0, 0, slot, 0), False if d.multifunction else None))
+        placements.append(
+            Placement(d, PciAddress(0, 0, slot, 0), False if d.multifunction else None)
+        )
 
     behind = [d for d in topo.devices if d.role is Role.OTHER and d.address and d.address.bus != 0]
     placements.extend(Placement(d, d.address) for d in [*behind, *stay_behind])
@@ -70,8 +74,10 @@ def plan_pc(topo: Topology, policy: Policy) -> Plan:
     if len(groups) > len(root_slots):
         on_root, on_bridge, bridge_bus, new = _overflow(topo, groups, root_slots, placements)
         new_controllers.extend(new)
-        warnings.append(f"bus 0 is full: {len(on_bridge)} device(s) go behind the pci-bridge "
-                        f"with index {bridge_bus}")  # fmt: skip
+        warnings.append(
+            f"bus 0 is full: {len(on_bridge)} device(s) go behind the pci-bridge "
+            f"with index {bridge_bus}"
+        )
     for group, slot in zip(on_root, root_slots):
         placements.extend(_place_group(group, 0, slot))
     if on_bridge:
@@ -80,8 +86,9 @@ def plan_pc(topo: Topology, policy: Policy) -> Plan:
             placements.extend(_place_group(group, bridge_bus, slot))
     order = {id(d): i for i, d in enumerate(topo.devices)}
     placements.sort(key=lambda p: order[id(p.device)])
-    return Plan(topo, policy, layout, tuple(placements), tuple(new_controllers),
-                warnings=tuple(warnings))  # fmt: skip
+    return Plan(
+        topo, policy, layout, tuple(placements), tuple(new_controllers), warnings=tuple(warnings)
+    )
 
 
 def _nic_range(topo: Topology, policy: Policy, groups: list[_Group]):
@@ -114,8 +121,10 @@ def _nic_range(topo: Topology, policy: Policy, groups: list[_Group]):
         nics = [d for d in nics if not (d.address and d.address.bus != 0)]
         warnings.append(f"{len(stay)} NIC(s) do not fit on bus 0 and stay behind their bridges")
     if len(nics) > fits:
-        raise ImpossibleError(f"{len(nics)} NICs do not fit on bus 0 from slot {first} "
-                              f"next to {reserve} other device slot(s)")  # fmt: skip
+        raise ImpossibleError(
+            f"{len(nics)} NICs do not fit on bus 0 from slot {first} "
+            f"next to {reserve} other device slot(s)"
+        )
     capacity = min(fits, max(policy.nic_slots, len(nics) + 1))
     if capacity == len(nics):
         warnings.append("the NIC range is full: a hot-plugged NIC will not find a slot")
@@ -134,7 +143,13 @@ def _place_nics(topo: Topology, nics: tuple[Device, ...], layout: Layout):
     if prior is not None and prior.machine == "pc":
         for d in nics:
             a = d.address
-            if a and a.bus == 0 and a.function == 0 and a.slot in layout.nic_slots and a.slot not in taken:
+            if (
+                a
+                and a.bus == 0
+                and a.function == 0
+                and a.slot in layout.nic_slots
+                and a.slot not in taken
+            ):
                 taken[a.slot] = d
     free = iter(s for s in layout.nic_slots if s not in taken)
     kept = {id(d): s for s, d in taken.items()}
@@ -206,9 +221,13 @@ def _place_group(group: _Group, bus: int, slot: int) -> list[Placement]:
 
 def _existing_bridge(topo: Topology) -> int | None:
     """The index of the last pci-bridge or pci-expander-bus on bus 0, if any."""
-    found = [d.provides_bus for d in topo.devices if d.provides_bus is not None
-             and topo.buses[d.provides_bus].model in ("pci-bridge", "pci-expander-bus")
-             and (d.address is None or d.address.bus == 0)]  # fmt: skip
+    found = [
+        d.provides_bus
+        for d in topo.devices
+        if d.provides_bus is not None
+        and topo.buses[d.provides_bus].model in ("pci-bridge", "pci-expander-bus")
+        and (d.address is None or d.address.bus == 0)
+    ]
     return max(found) if found else None
 
 
@@ -231,15 +250,22 @@ def _overflow(topo: Topology, groups: list[_Group], root_slots: list[int], place
     bus = existing if existing is not None else max(topo.buses) + 1
     free = len(_free_bridge_slots(bus, placements)) if existing is not None else len(BRIDGE_SLOTS)
     if room < 0 or len(movable) - room > free:
+        first = root_slots[0] if root_slots else MAX_SLOT + 1
         raise ImpossibleError(
             f"{len(groups)} non-NIC PCI slots do not fit above the NIC range "
-            f"(slots {root_slots[0] if root_slots else MAX_SLOT + 1}-{MAX_SLOT}) even with a pci-bridge"
+            f"(slots {first}-{MAX_SLOT}) even with a pci-bridge"
         )
     stay = set(map(id, pinned)) | set(map(id, movable[:room]))
     on_root = [g for g in groups if id(g) in stay]
     on_bridge = [g for g in groups if id(g) not in stay]
     new = []
     if existing is None:
-        new.append(NewController(bus, "pci-bridge", PciAddress(0, 0, root_slots[len(on_root)], 0),
-                                 after_index=max(topo.buses)))  # fmt: skip
+        new.append(
+            NewController(
+                bus,
+                "pci-bridge",
+                PciAddress(0, 0, root_slots[len(on_root)], 0),
+                after_index=max(topo.buses),
+            )
+        )
     return on_root, on_bridge, bus, new

@@ -33,7 +33,11 @@ FIRST_PORT_SLOT = 2  # slot 1 is the primary video's
 
 
 def plan_q35(topo: Topology, policy: Policy) -> Plan:
-    ports = {i for i, b in topo.buses.items() if b.model == ROOT_PORT and (b.parent is None or b.parent.bus == 0)}
+    ports = {
+        i
+        for i, b in topo.buses.items()
+        if b.model == ROOT_PORT and (b.parent is None or b.parent.bus == 0)
+    }
     port_dev = {d.provides_bus: d for d in topo.devices if d.provides_bus in ports}
     on_bus: dict[int, list[Device]] = defaultdict(list)
     for d in topo.devices:
@@ -63,13 +67,25 @@ def plan_q35(topo: Topology, policy: Policy) -> Plan:
     def content(i: int) -> list[Device]:
         return [d for d in on_bus[i] if d.role is not Role.NIC]
 
-    busy_ports = sorted((i for i in ports if i not in kept and content(i)), key=lambda i: _port_key(topo, i))
-    loose = sorted((d for d in topo.devices if d.address is None and d.role is not Role.NIC
-                    and d.provides_bus not in ports and id(d) not in placements),
-                   key=lambda d: (d.rank, d.order))  # fmt: skip
+    busy_ports = sorted(
+        (i for i in ports if i not in kept and content(i)), key=lambda i: _port_key(topo, i)
+    )
+    loose = sorted(
+        (
+            d
+            for d in topo.devices
+            if d.address is None
+            and d.role is not Role.NIC
+            and d.provides_bus not in ports
+            and id(d) not in placements
+        ),
+        key=lambda d: (d.rank, d.order),
+    )
     integrated = [d for d in loose if d.integrated]
     loose = [d for d in loose if not d.integrated]
-    empty = sorted((i for i in ports if i not in kept and not content(i)), key=lambda i: _port_key(topo, i))
+    empty = sorted(
+        (i for i in ports if i not in kept and not content(i)), key=lambda i: _port_key(topo, i)
+    )
 
     units: list[tuple[str, int | None, Device | None]] = []  # (part, existing port, device)
     units += [("nic", port, nic) for port, nic in nic_units]
@@ -98,17 +114,23 @@ def plan_q35(topo: Topology, policy: Policy) -> Plan:
     for slot, _ in slots:
         per_slot[slot] += 1
     new_controllers = []
-    for (part, _, dev), port, (slot, fn) in zip(units, port_of_unit, slots):
+    for (_, _, dev), port, (slot, fn) in zip(units, port_of_unit, slots):
         addr = PciAddress(0, 0, slot, fn)
         multi = fn == 0 and per_slot[slot] > 1
         if port in new_ports:
             target = (("chassis", str(port)), ("port", f"0x{(slot << 3) + fn:x}"))
-            new_controllers.append(NewController(port, ROOT_PORT, addr, target, multifunction=multi))
+            new_controllers.append(
+                NewController(port, ROOT_PORT, addr, target, multifunction=multi)
+            )
         else:
             d = port_dev[port]
-            placements[id(d)] = Placement(d, addr, True if multi else (False if d.multifunction else None))
+            placements[id(d)] = Placement(
+                d, addr, True if multi else (False if d.multifunction else None)
+            )
         if dev is not None:
-            placements[id(dev)] = Placement(dev, PciAddress(0, port, 0, 0), False if dev.multifunction else None)
+            placements[id(dev)] = Placement(
+                dev, PciAddress(0, port, 0, 0), False if dev.multifunction else None
+            )
 
     for i in busy_ports:  # their content keeps its address on the (moved) port
         for d in on_bus[i]:
@@ -128,8 +150,13 @@ def plan_q35(topo: Topology, policy: Policy) -> Plan:
     parts = defaultdict(list)
     for (part, _, _), port in zip(units, port_of_unit):
         parts[part].append(port)
-    layout = Layout("q35", policy, nic_ports=tuple(parts["nic"] + parts["nic-spare"]),
-                    other_ports=tuple(parts["other"]), spare_other_ports=tuple(parts["spare"]))  # fmt: skip
+    layout = Layout(
+        "q35",
+        policy,
+        nic_ports=tuple(parts["nic"] + parts["nic-spare"]),
+        other_ports=tuple(parts["other"]),
+        spare_other_ports=tuple(parts["spare"]),
+    )
     order = {id(d): i for i, d in enumerate(topo.devices)}
     missing = [d for d in topo.devices if id(d) not in placements]
     if missing:
@@ -150,7 +177,12 @@ def _stays(d: Device, ports: set[int]) -> bool:
 
 def _behind_bridge(d: Device, ports: set[int]) -> bool:
     """Addressed on a bus that is neither pcie-root nor a root port: it stays."""
-    return d.role is not Role.NIC and d.address is not None and d.address.bus != 0 and d.address.bus not in ports
+    return (
+        d.role is not Role.NIC
+        and d.address is not None
+        and d.address.bus != 0
+        and d.address.bus not in ports
+    )
 
 
 def _port_key(topo: Topology, index: int) -> tuple:

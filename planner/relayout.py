@@ -47,7 +47,10 @@ def relayout(xml: str | bytes, policy: Policy | None = None, **overrides) -> Rel
     """
     doc = Document.parse(xml)
     if policy is not None:
-        overrides = {**dataclasses.asdict(policy), **{k: v for k, v in overrides.items() if v is not None}}
+        overrides = {
+            **dataclasses.asdict(policy),
+            **{k: v for k, v in overrides.items() if v is not None},
+        }
     plan = plan_document(doc, **overrides)
     return RelayoutResult(apply_plan(doc, plan), plan, doc.text)
 
@@ -56,6 +59,11 @@ def nic_names(plan: Plan) -> list[tuple[Device, PciAddress, str]]:
     """(device, planned address, predicted guest name) for every NIC, in document order."""
     topo = plan.topology
     rows = [(p.device, p.address) for p in plan.placements]
-    _, names = name_nics(topo.machine, topo.buses, rows, plan.controller_addresses(),
-                         {**topo.acpi_indexes, **plan.acpi_indexes})  # fmt: skip
+    _, names = name_nics(
+        topo.machine,
+        topo.buses,
+        rows,
+        plan.controller_addresses(),
+        {**topo.acpi_indexes, **plan.acpi_indexes},
+    )
     return [(d, a, names[id(d)]) for d, a in rows if d.role is Role.NIC]

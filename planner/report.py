@@ -21,25 +21,36 @@ def plan_json(plan: Plan, changed: bool) -> dict:
     lay = plan.layout
     out: dict = {"machine": plan.topology.machine, "changed": changed}
     if lay.machine == "pc":
-        out["nic_range"] = {"bus": 0, "first_slot": lay.nic_first,
-                            "last_slot": lay.nic_first + lay.nic_capacity - 1,
-                            "capacity": lay.nic_capacity}  # fmt: skip
+        out["nic_range"] = {
+            "bus": 0,
+            "first_slot": lay.nic_first,
+            "last_slot": lay.nic_first + lay.nic_capacity - 1,
+            "capacity": lay.nic_capacity,
+        }
         out["other_first_slot"] = lay.other_first
     else:
         out["nic_ports"] = list(lay.nic_ports)
         out["other_ports"] = list(lay.other_ports)
         out["spare_other_ports"] = list(lay.spare_other_ports)
     out["moves"] = [
-        {"device": _dev(p.device), "from": str(p.device.address) if p.device.address else None,
-         "to": str(p.address)}
+        {
+            "device": _dev(p.device),
+            "from": str(p.device.address) if p.device.address else None,
+            "to": str(p.address),
+        }
         for p in plan.moves
-    ]  # fmt: skip
-    out["added_controllers"] = [
-        {"index": c.index, "model": c.model, "address": str(c.address)} for c in plan.new_controllers
     ]
-    out["nics"] = [{"device": _dev(d), "address": str(a), "guest_name": n} for d, a, n in nic_names(plan)]
+    out["added_controllers"] = [
+        {"index": c.index, "model": c.model, "address": str(c.address)}
+        for c in plan.new_controllers
+    ]
+    out["nics"] = [
+        {"device": _dev(d), "address": str(a), "guest_name": n} for d, a, n in nic_names(plan)
+    ]
     if plan.acpi_indexes:
-        out["acpi_indexes"] = {str(plan.topology.device(pos).detail): i for pos, i in plan.acpi_indexes.items()}
+        out["acpi_indexes"] = {
+            str(plan.topology.device(pos).detail): i for pos, i in plan.acpi_indexes.items()
+        }
     return out
 
 
@@ -70,20 +81,37 @@ def show(data: bytes | str, planned: bool = False, as_json: bool = False, **over
         acpi = topo.acpi_indexes
     numbers, names = name_nics(topo.machine, topo.buses, ((d, a) for a, d in rows), parents, acpi)
     entries = [
-        {"address": _bsf(a), "device": _dev(d), "role": d.role.value, "guest_name": names.get(id(d), "")}
+        {
+            "address": _bsf(a),
+            "device": _dev(d),
+            "role": d.role.value,
+            "guest_name": names.get(id(d), ""),
+        }
         for a, d in sorted(rows, key=lambda r: (numbers.get(r[0].bus, 999), r[0]))
     ]
     free = _free(topo, lay, rows)
     if as_json:
-        return json.dumps({"machine": topo.machine, "slots": entries, "free": free,
-                           "unassigned": [_dev(d) for _, d in unplaced]}, indent=2) + "\n"  # fmt: skip
+        return (
+            json.dumps(
+                {
+                    "machine": topo.machine,
+                    "slots": entries,
+                    "free": free,
+                    "unassigned": [_dev(d) for _, d in unplaced],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
     lines = [f"{'bus:slot.fn':<12} {'device':<52} {'role':<13} guest name"]
     for e in entries:
         lines.append(f"{e['address']:<12} {e['device'][:52]:<52} {e['role']:<13} {e['guest_name']}")
     for f in free:
         lines.append(f"{f['slots']:<12} {'(free)':<52} {f['role']:<13}")
     for _, d in unplaced:
-        lines.append(f"{'--:--.-':<12} {_dev(d)[:52]:<52} {d.role.value:<13} (libvirt assigns at define)")
+        lines.append(
+            f"{'--:--.-':<12} {_dev(d)[:52]:<52} {d.role.value:<13} (libvirt assigns at define)"
+        )
     if lay is None:
         lines.append("no planner layout recorded: run `planner relayout` to pin it")
     return "\n".join(lines) + "\n"
@@ -98,18 +126,29 @@ def _free(topo: Topology, lay: Layout | None, rows) -> list[dict]:
     used = {(a.bus, a.slot) for a, _ in rows}
     if topo.machine == "pc":
         nic = set(lay.nic_slots) if lay else set()
-        cells = [(s, "nic-reserved" if s in nic else "free") for s in range(2, MAX_SLOT + 1)
-                 if (0, s) not in used]  # fmt: skip
+        cells = [
+            (s, "nic-reserved" if s in nic else "free")
+            for s in range(2, MAX_SLOT + 1)
+            if (0, s) not in used
+        ]
         out: list[dict] = []
         for slot, role in cells:
             if out and out[-1]["role"] == role and out[-1]["_last"] == slot - 1:
                 out[-1]["_last"] = slot
             else:
                 out.append({"_first": slot, "_last": slot, "role": role})
-        return [{"slots": f"00:{f['_first']:02x}" + (f"-{f['_last']:02x}" if f["_last"] != f["_first"] else ""),
-                 "role": f["role"]} for f in out]  # fmt: skip
+        return [
+            {
+                "slots": f"00:{f['_first']:02x}"
+                + (f"-{f['_last']:02x}" if f["_last"] != f["_first"] else ""),
+                "role": f["role"],
+            }
+            for f in out
+        ]
     nic_ports = set(lay.nic_ports) if lay else set()
     busy = {a.bus for a, _ in rows}
-    return [{"slots": f"port {i}", "role": "nic-reserved" if i in nic_ports else "free"}
-            for i, b in sorted(topo.buses.items())
-            if b.model == "pcie-root-port" and i not in busy]  # fmt: skip
+    return [
+        {"slots": f"port {i}", "role": "nic-reserved" if i in nic_ports else "free"}
+        for i, b in sorted(topo.buses.items())
+        if b.model == "pcie-root-port" and i not in busy
+    ]

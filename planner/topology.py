@@ -155,7 +155,11 @@ def _fixed_pc(el: etree._Element, primary_video) -> PciAddress | None:
         ctype, index = el.get("type"), el.get("index", "0")
         if ctype == "ide" and parse_number(index, "index") == 0:
             return PciAddress(0, 0, 1, 1)
-        if ctype == "usb" and parse_number(index, "index") == 0 and el.get("model", "piix3-uhci") == "piix3-uhci":
+        if (
+            ctype == "usb"
+            and parse_number(index, "index") == 0
+            and el.get("model", "piix3-uhci") == "piix3-uhci"
+        ):
             return PciAddress(0, 0, 1, 2)
     if el is primary_video:
         return PciAddress(0, 0, 2, 0)
@@ -190,13 +194,22 @@ def _implicit(devs: etree._Element, family: str, quote: str) -> list[tuple[str, 
     """
     q = quote
     out: list[tuple[str, str, str]] = []
-    have = {(c.get("type"), parse_number(c.get("index", "0"), "index")) for c in devs.findall("controller")}
+    have = {
+        (c.get("type"), parse_number(c.get("index", "0"), "index"))
+        for c in devs.findall("controller")
+    }
 
     def need(ctype: str, index: int, model: str) -> None:
         if (ctype, index) not in have:
             have.add((ctype, index))
             m = f" model={q}{model}{q}" if model else ""
-            out.append(("controller", model or ctype, f"<controller type={q}{ctype}{q} index={q}{index}{q}{m}/>"))
+            out.append(
+                (
+                    "controller",
+                    model or ctype,
+                    f"<controller type={q}{ctype}{q} index={q}{index}{q}{m}/>",
+                )
+            )
 
     def drive_controller(el: etree._Element, per: int) -> int:
         addr = el.find("address")
@@ -226,8 +239,13 @@ def _implicit(devs: etree._Element, family: str, quote: str) -> list[tuple[str, 
             ctrl = parse_number(addr.get("controller", "0"), "controller") if on else 0
             need("virtio-serial", ctrl, "")
     if family == "q35" and not any(c.get("type") == "usb" for c in devs.findall("controller")):
-        out.append(("controller", "qemu-xhci",
-                    f"<controller type={q}usb{q} index={q}0{q} model={q}qemu-xhci{q}/>"))  # fmt: skip
+        out.append(
+            (
+                "controller",
+                "qemu-xhci",
+                f"<controller type={q}usb{q} index={q}0{q} model={q}qemu-xhci{q}/>",
+            )
+        )
     if devs.find("memballoon") is None:
         out.append(("memballoon", "virtio", f"<memballoon model={q}virtio{q}/>"))
     return out
@@ -285,8 +303,15 @@ def read_topology(doc: Document) -> Topology:
             model = el.get("model", "")
             addr, _ = pci_address(el)
             target = el.find("target")
-            buses[index] = Bus(index, model, addr, pos, _int_attr(target, "port"),
-                               _int_attr(target, "chassis"), _int_attr(target, "busNr"))  # fmt: skip
+            buses[index] = Bus(
+                index,
+                model,
+                addr,
+                pos,
+                _int_attr(target, "port"),
+                _int_attr(target, "chassis"),
+                _int_attr(target, "busNr"),
+            )
         if el.tag == "console":
             addr, _ = pci_address(el)
             if addr is not None:
@@ -312,7 +337,9 @@ def read_topology(doc: Document) -> Topology:
         if el.tag == "controller" and el.get("type") != "pci":
             ctype = el.get("type", "")
             ctrl_type_order.setdefault(ctype, len(ctrl_type_order))
-            rank += ctrl_type_order[ctype] * 100 + min(parse_number(el.get("index", "0"), "index"), 99)
+            rank += ctrl_type_order[ctype] * 100 + min(
+                parse_number(el.get("index", "0"), "index"), 99
+            )
         elif el.tag == "controller":  # PCI controllers, which libvirt keeps sorted by index
             rank += min(pci_index[id(el)], 998)
         elif el.tag == "disk":  # libvirt sorts the disks of a bus by target name (vda, vdb, ...)
@@ -325,18 +352,37 @@ def read_topology(doc: Document) -> Topology:
         if el.tag == "controller" and model in devices.USB2_FUNCTIONS:
             usb2 = (parse_number(el.get("index", "0"), "index"), devices.USB2_FUNCTIONS[model])
         provides = pci_index.get(id(el))
-        items.append(Device(pos, el.tag, model, devices.describe(el), addr, role, order, rank,
-                            multi, provides, usb2, devices.is_integrated(el), fixed_at=fixed_at))  # fmt: skip
+        items.append(
+            Device(
+                pos,
+                el.tag,
+                model,
+                devices.describe(el),
+                addr,
+                role,
+                order,
+                rank,
+                multi,
+                provides,
+                usb2,
+                devices.is_integrated(el),
+                fixed_at=fixed_at,
+            )
+        )
         order += 1
     for kind, model, markup in _implicit(devs, family, dominant_quote(doc.text)):
         rank = devices.RANK.get(kind if kind != "controller" else "controller", 0) * 1000 + 999
-        items.append(Device(None, kind, model, "implicit", None, Role.OTHER, order, rank, markup=markup))
+        items.append(
+            Device(None, kind, model, "implicit", None, Role.OTHER, order, rank, markup=markup)
+        )
         order += 1
     root_model = "pci-root" if family == "pc" else "pcie-root"
     if 0 not in buses:
         buses[0] = Bus(0, root_model, None)
     elif buses[0].model != root_model:
-        raise InputError(f"controller index 0 is {buses[0].model}, a {family} machine needs {root_model}")
+        raise InputError(
+            f"controller index 0 is {buses[0].model}, a {family} machine needs {root_model}"
+        )
     aliases = tuple((cpos, serial_addr[a]) for cpos, a in consoles if a in serial_addr)
     _check(items, buses)
     return Topology(family, mtype, tuple(items), buses, aliases, layout.read(root), acpi)
@@ -350,7 +396,9 @@ def _check(items: list[Device], buses: dict[int, Bus]) -> None:
         if a is None:
             continue
         if a.bus not in buses:
-            raise InputError(f"<{d.kind}> sits on bus {a.bus:#04x}, but no PCI controller has index {a.bus}")
+            raise InputError(
+                f"<{d.kind}> sits on bus {a.bus:#04x}, but no PCI controller has index {a.bus}"
+            )
         if a in seen:
             raise InputError(f"<{seen[a].kind}> and <{d.kind}> both claim PCI address {a}")
         seen[a] = d

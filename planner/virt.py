@@ -24,8 +24,9 @@ def _libvirt():
     try:
         import libvirt
     except ImportError as exc:
-        raise Unreachable(f"libvirt-python is not installed ({exc}); "
-                          "install libvirt-nic-planner[libvirt]") from None  # fmt: skip
+        raise Unreachable(
+            f"libvirt-python is not installed ({exc}); install libvirt-nic-planner[libvirt]"
+        ) from None
     libvirt.registerErrorHandler(lambda *_: None, None)  # errors come as exceptions
     return libvirt
 
@@ -52,9 +53,10 @@ def lookup(conn, name: str):
         try:
             return find(name)
         except libvirt.libvirtError as exc:
-            if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN and find is conn.lookupByName:
-                if exc.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
-                    raise LibvirtRefused(f"cannot look up domain {name}: {message(exc)}") from None
+            code = exc.get_error_code()
+            benign = (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG)
+            if find is conn.lookupByName and code not in benign:
+                raise LibvirtRefused(f"cannot look up domain {name}: {message(exc)}") from None
     raise DomainNotFound(f"domain {name!r} not found")
 
 
@@ -152,8 +154,12 @@ def relayout_domain(args) -> int:
     if not dom.isPersistent():
         raise PlannerError(f"domain {args.domain!r} is transient: nothing to redefine")
     xml = domain_xmls(dom)["config"]
-    overrides = dict(nic_start=args.nic_start, nic_slots=args.nic_slots,
-                     spare_ports=args.spare_ports, acpi_index=args.acpi_index)  # fmt: skip
+    overrides = dict(
+        nic_start=args.nic_start,
+        nic_slots=args.nic_slots,
+        spare_ports=args.spare_ports,
+        acpi_index=args.acpi_index,
+    )
     result = relayout(xml, **overrides)
     for w in result.plan.warnings:
         print(f"planner: warning: {w}", file=sys.stderr)

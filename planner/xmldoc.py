@@ -11,6 +11,7 @@ document without a DTD (DTDs are refused: no entity can be expanded or fetched).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -220,7 +221,6 @@ class Editor:
 
     def append_child(self, parent: etree._Element, markup: str) -> None:
         """Insert markup as parent's last child, indented like its siblings."""
-        span = self.doc.span(parent)
         own = self.doc.indent_of(parent)
         children = [c for c in parent if isinstance(c.tag, str)]
         child_indent = self.doc.indent_of(children[0]) if children else ""
@@ -232,7 +232,9 @@ class Editor:
             pos = after.end_end if after.end_end is not None else after.start_end
             self._edits.append((pos, pos, "\n" + child_indent + markup))
         else:  # no child elements yet: collected, written once in result()
-            self._inside.setdefault(self.doc.position(parent), []).append(f"\n{child_indent}{markup}")
+            self._inside.setdefault(self.doc.position(parent), []).append(
+                f"\n{child_indent}{markup}"
+            )
 
     def insert_after(self, sibling: etree._Element, markup: str) -> None:
         """Insert markup right after sibling, at sibling's indentation."""
@@ -302,8 +304,6 @@ def atomic_write(path: Path, data: str) -> None:
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise

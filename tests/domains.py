@@ -65,14 +65,24 @@ PARAMETER_ENTITY = """<?xml version="1.0"?>
 def pci(slot: int, bus: int = 0, function: int = 0, multifunction: bool = False) -> str:
     """An <address type='pci'> as libvirt writes it."""
     multi = " multifunction='on'" if multifunction else ""
-    return (f"<address type='pci' domain='0x0000' bus='{bus:#04x}' slot='{slot:#04x}' "
-            f"function='{function:#x}'{multi}/>")  # fmt: skip
+    return (
+        f"<address type='pci' domain='0x0000' bus='{bus:#04x}' slot='{slot:#04x}' "
+        f"function='{function:#x}'{multi}/>"
+    )
 
 
-def nic(slot: int | None = None, model: str = "virtio", mac: str | None = None,
-        bus: int = 0, kind: str = "network") -> str:  # fmt: skip
-    source = {"network": "<source network='default'/>", "bridge": "<source bridge='br0'/>",
-              "user": ""}[kind]  # fmt: skip
+def nic(
+    slot: int | None = None,
+    model: str = "virtio",
+    mac: str | None = None,
+    bus: int = 0,
+    kind: str = "network",
+) -> str:
+    source = {
+        "network": "<source network='default'/>",
+        "bridge": "<source bridge='br0'/>",
+        "user": "",
+    }[kind]
     parts = [f"<interface type='{kind}'>"]
     if mac:
         parts.append(f"  <mac address='{mac}'/>")
@@ -87,13 +97,22 @@ def nic(slot: int | None = None, model: str = "virtio", mac: str | None = None,
 
 def disk(dev: str, slot: int | None = None, bus: int = 0) -> str:
     addr = f"\n  {pci(slot, bus)}" if slot is not None else ""
-    return (f"<disk type='file' device='disk'>\n"
-            f"  <source file='/var/lib/libvirt/images/{dev}.img'/>\n"
-            f"  <target dev='{dev}' bus='virtio'/>{addr}\n</disk>")  # fmt: skip
+    return (
+        f"<disk type='file' device='disk'>\n"
+        f"  <source file='/var/lib/libvirt/images/{dev}.img'/>\n"
+        f"  <target dev='{dev}' bus='virtio'/>{addr}\n</disk>"
+    )
 
 
-def device(tag: str, attrs: str = "", slot: int | None = None, body: str = "", bus: int = 0,
-           function: int = 0, multifunction: bool = False) -> str:  # fmt: skip
+def device(
+    tag: str,
+    attrs: str = "",
+    slot: int | None = None,
+    body: str = "",
+    bus: int = 0,
+    function: int = 0,
+    multifunction: bool = False,
+) -> str:
     """Any device element: ``device('watchdog', "model='i6300esb'", slot=8)``."""
     addr = pci(slot, bus, function, multifunction) if slot is not None else ""
     inner = [line for part in (body, addr) if part for line in part.splitlines()]
@@ -103,8 +122,9 @@ def device(tag: str, attrs: str = "", slot: int | None = None, body: str = "", b
     return head + ">\n" + "\n".join("  " + line for line in inner) + f"\n</{tag}>"
 
 
-def pc_domain(*devices: str, machine: str = "pc", arch: str = "x86_64", name: str = "t",
-              metadata: str = "") -> str:  # fmt: skip
+def pc_domain(
+    *devices: str, machine: str = "pc", arch: str = "x86_64", name: str = "t", metadata: str = ""
+) -> str:
     """A minimal domain with the given device markup, indented like libvirt writes it."""
     body = "\n".join("    " + line for d in devices for line in d.splitlines())
     meta = f"\n  <metadata>\n{metadata}\n  </metadata>" if metadata else ""
@@ -248,8 +268,11 @@ def undefine(dom) -> None:
     """Undefine a test domain with whatever libvirt keeps next to it (UEFI NVRAM, ...)."""
     import libvirt
 
-    flags = (libvirt.VIR_DOMAIN_UNDEFINE_NVRAM | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
-             | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA)  # fmt: skip
+    flags = (
+        libvirt.VIR_DOMAIN_UNDEFINE_NVRAM
+        | libvirt.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE
+        | libvirt.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA
+    )
     try:
         dom.undefineFlags(flags)
     except libvirt.libvirtError:

@@ -16,8 +16,7 @@ from planner.xmldoc import Document, parse_element
 
 
 def nic(mac: str, extra: str = "") -> str:
-    return (f"<interface type='user'><mac address='{mac}'/><model type='virtio'/>{extra}"
-            "</interface>")  # fmt: skip
+    return f"<interface type='user'><mac address='{mac}'/><model type='virtio'/>{extra}</interface>"
 
 
 def domain(devices: str, machine: str = "pc", metadata: str = "") -> str:
@@ -57,8 +56,11 @@ def names(xml: str, **overrides) -> list[str]:
 def test_fresh_domain_gets_1_to_n_in_document_order():
     xml = domain("".join(nic(f"52:54:00:00:00:0{i}") for i in (3, 1, 2)))
     out = relayout(xml, acpi_index=True)
-    assert indexes(out.xml) == {"52:54:00:00:00:03": 1, "52:54:00:00:00:01": 2,
-                                "52:54:00:00:00:02": 3}  # fmt: skip
+    assert indexes(out.xml) == {
+        "52:54:00:00:00:03": 1,
+        "52:54:00:00:00:01": 2,
+        "52:54:00:00:00:02": 3,
+    }
     assert "<acpi index='1'/>" in out.xml
     assert "acpi-index='yes'" in out.xml
     assert names(xml, acpi_index=True) == ["eno1", "eno2", "eno3"]
@@ -72,11 +74,17 @@ def test_without_the_option_no_index_is_written():
 
 
 def test_keeps_a_valid_existing_index_and_writes_only_new_ones():
-    xml = domain(nic("52:54:00:00:00:01") + nic("52:54:00:00:00:02", "<acpi index='7'/>")
-                 + nic("52:54:00:00:00:03"))  # fmt: skip
+    xml = domain(
+        nic("52:54:00:00:00:01")
+        + nic("52:54:00:00:00:02", "<acpi index='7'/>")
+        + nic("52:54:00:00:00:03")
+    )
     out = relayout(xml, acpi_index=True)
-    assert indexes(out.xml) == {"52:54:00:00:00:01": 1, "52:54:00:00:00:02": 7,
-                                "52:54:00:00:00:03": 2}  # fmt: skip
+    assert indexes(out.xml) == {
+        "52:54:00:00:00:01": 1,
+        "52:54:00:00:00:02": 7,
+        "52:54:00:00:00:03": 2,
+    }
     topo = out.plan.topology
     written = {topo.device(pos).detail.split()[-1]: i for pos, i in out.plan.acpi_indexes.items()}
     assert written == {"52:54:00:00:00:01": 1, "52:54:00:00:00:03": 2}
@@ -85,26 +93,42 @@ def test_keeps_a_valid_existing_index_and_writes_only_new_ones():
 
 def test_an_existing_index_of_1_is_kept_and_the_others_fill_around_it():
     xml = domain(nic("52:54:00:00:00:01") + nic("52:54:00:00:00:02", "<acpi index='1'/>"))
-    assert indexes(relayout(xml, acpi_index=True).xml) == {"52:54:00:00:00:01": 2,
-                                                           "52:54:00:00:00:02": 1}  # fmt: skip
+    assert indexes(relayout(xml, acpi_index=True).xml) == {
+        "52:54:00:00:00:01": 2,
+        "52:54:00:00:00:02": 1,
+    }
 
 
 def test_skips_indexes_held_by_other_devices():
-    disk = ("<disk type='file' device='disk'><source file='/x.img'/>"
-            "<target dev='vda' bus='virtio'/><acpi index='1'/></disk>")  # fmt: skip
-    hostdev = ("<hostdev mode='subsystem' type='pci'><source><address domain='0' bus='5' "
-               "slot='0' function='0'/></source><acpi index='3'/></hostdev>")  # fmt: skip
-    xml = domain(nic("52:54:00:00:00:01") + disk + nic("52:54:00:00:00:02") + hostdev
-                 + nic("52:54:00:00:00:03"))  # fmt: skip
+    disk = (
+        "<disk type='file' device='disk'><source file='/x.img'/>"
+        "<target dev='vda' bus='virtio'/><acpi index='1'/></disk>"
+    )
+    hostdev = (
+        "<hostdev mode='subsystem' type='pci'><source><address domain='0' bus='5' "
+        "slot='0' function='0'/></source><acpi index='3'/></hostdev>"
+    )
+    xml = domain(
+        nic("52:54:00:00:00:01")
+        + disk
+        + nic("52:54:00:00:00:02")
+        + hostdev
+        + nic("52:54:00:00:00:03")
+    )
     out = relayout(xml, acpi_index=True)
-    assert indexes(out.xml) == {"52:54:00:00:00:01": 2, "52:54:00:00:00:02": 4,
-                                "52:54:00:00:00:03": 5}  # fmt: skip
+    assert indexes(out.xml) == {
+        "52:54:00:00:00:01": 2,
+        "52:54:00:00:00:02": 4,
+        "52:54:00:00:00:03": 5,
+    }
     assert out.xml.count("<acpi index='1'/>") == 1 and out.xml.count("<acpi index='3'/>") == 1
 
 
 def test_a_nic_whose_index_another_device_holds_gets_a_new_one_with_a_warning():
-    disk = ("<disk type='file' device='disk'><source file='/x.img'/>"
-            "<target dev='vda' bus='virtio'/><acpi index='1'/></disk>")  # fmt: skip
+    disk = (
+        "<disk type='file' device='disk'><source file='/x.img'/>"
+        "<target dev='vda' bus='virtio'/><acpi index='1'/></disk>"
+    )
     xml = domain(nic("52:54:00:00:00:01", "<acpi index='1'/>") + disk)
     out = relayout(xml, acpi_index=True)
     assert indexes(out.xml) == {"52:54:00:00:00:01": 2}
@@ -121,8 +145,10 @@ def test_a_nic_with_an_invalid_index_gets_a_valid_one(bad):
 
 
 def test_duplicate_nic_indexes_the_first_in_document_order_keeps_it():
-    xml = domain(nic("52:54:00:00:00:01", "<acpi index='2'/>")
-                 + nic("52:54:00:00:00:02", "<acpi index='2'/>"))  # fmt: skip
+    xml = domain(
+        nic("52:54:00:00:00:01", "<acpi index='2'/>")
+        + nic("52:54:00:00:00:02", "<acpi index='2'/>")
+    )
     out = relayout(xml, acpi_index=True)
     assert indexes(out.xml) == {"52:54:00:00:00:01": 2, "52:54:00:00:00:02": 1}
 
@@ -146,8 +172,10 @@ def test_16383_is_the_highest_index_and_kept():
     ],
 )
 def test_an_invalid_index_on_another_device_is_an_input_error(extra, message):
-    disk = (f"<disk type='file' device='disk'><source file='/x.img'/>"
-            f"<target dev='vda' bus='virtio'/>{extra}</disk>")  # fmt: skip
+    disk = (
+        f"<disk type='file' device='disk'><source file='/x.img'/>"
+        f"<target dev='vda' bus='virtio'/>{extra}</disk>"
+    )
     with pytest.raises(InputError, match=re.escape(message)):
         relayout(domain(nic("52:54:00:00:00:01") + disk), acpi_index=True)
 
@@ -239,8 +267,10 @@ def test_an_index_held_only_in_the_live_or_the_persistent_xml_is_not_reused():
 
 
 def test_indexes_of_other_devices_are_skipped():
-    disk = ("<disk type='file' device='disk'><source file='/x.img'/>"
-            "<target dev='vda' bus='virtio'/><acpi index='3'/></disk>")  # fmt: skip
+    disk = (
+        "<disk type='file' device='disk'><source file='/x.img'/>"
+        "<target dev='vda' bus='virtio'/><acpi index='3'/></disk>"
+    )
     t = topo(laid_out(1, 2, others=disk))
     assert acpi.choose_index([t], "lowest") == 4
     assert acpi.choose_index([t], "after-last") == 4
@@ -279,8 +309,9 @@ def test_hotplug_index_applies_to_nics_of_acpi_domains_only():
     own = parse_element(nic("52:54:00:00:00:99", "<acpi index='5'/>"))
     assert acpi.hotplug_index(off, own, "lowest") == 5  # its own index, checked even so
     with pytest.raises(NoRoomError):
-        acpi.hotplug_index(off, parse_element(nic("52:54:00:00:00:99", "<acpi index='2'/>")),
-                           "lowest")  # fmt: skip
+        acpi.hotplug_index(
+            off, parse_element(nic("52:54:00:00:00:99", "<acpi index='2'/>")), "lowest"
+        )
 
 
 def test_with_index_sets_or_adds_the_acpi_element():
@@ -394,8 +425,10 @@ def test_support_check_accepts_the_minimum_versions():
 
 class Clash(Exception):
     def get_error_message(self):
-        return ("internal error: unable to execute QEMU command 'device_add': "
-                "a PCI device with acpi-index = 3 already exist")  # fmt: skip
+        return (
+            "internal error: unable to execute QEMU command 'device_add': "
+            "a PCI device with acpi-index = 3 already exist"
+        )
 
 
 def test_hotplug_retries_when_another_tool_takes_the_index_first(hotplug):

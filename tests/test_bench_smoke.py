@@ -19,8 +19,12 @@ URI = os.environ.get("PLANNER_TEST_URI", "qemu:///system")
 
 
 def run_bench(*args: str) -> str:
-    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--quick", *args],
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert HEADER in proc.stdout
     return proc.stdout

@@ -175,8 +175,9 @@ def test_json_of_a_preaddressed_domain_reports_where_devices_came_from():
 
 
 def test_nic_start_and_nic_slots_options():
-    plan = json.loads(planner("relayout", "--json", "--nic-start", "5", "--nic-slots", "4",
-                              CLOUDSTACK).stdout)  # fmt: skip
+    plan = json.loads(
+        planner("relayout", "--json", "--nic-start", "5", "--nic-slots", "4", CLOUDSTACK).stdout
+    )
     assert plan["nic_range"] == {"bus": 0, "first_slot": 5, "last_slot": 8, "capacity": 4}
     assert [n["guest_name"] for n in plan["nics"]] == ["ens5", "ens6"]
 
@@ -249,8 +250,14 @@ def test_bad_input_is_one_error_line_exit_2_and_nothing_written(tmp_path, case, 
     source.chmod(0o640)
     target = tmp_path / "out.xml"
     args = ["relayout", *EXTRA_ARGS.get(case, []), source]
-    args += {"stdout": [], "output": ["-o", target], "in-place": ["-i"], "check": ["--check"],
-             "json": ["--json"], "diff": ["--diff"]}[mode]  # fmt: skip
+    args += {
+        "stdout": [],
+        "output": ["-o", target],
+        "in-place": ["-i"],
+        "check": ["--check"],
+        "json": ["--json"],
+        "diff": ["--diff"],
+    }[mode]
     proc = planner(*args, cwd=tmp_path)
     assert proc.returncode == 2
     one_error_line(proc)

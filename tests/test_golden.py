@@ -85,8 +85,11 @@ def test_sample_and_its_relayout_define_and_libvirt_keeps_every_planned_address(
         theirs = device_keys(dumped)
         assert nic_slots(dumped) == nic_slots(result.xml)
         nic_range = result.plan.layout.nic_slots
-        intruders = [(el.tag, a) for el in devices_of(dumped) if el.tag != "interface"
-                     and (a := address(el)) and a[0] == 0 and a[1] in nic_range]  # fmt: skip
+        intruders = [
+            (el.tag, a)
+            for el in devices_of(dumped)
+            if el.tag != "interface" and (a := address(el)) and a[0] == 0 and a[1] in nic_range
+        ]
         assert not intruders, f"libvirt put devices into the NIC range: {intruders}"
     ours = device_keys(result.xml)
     assert {key: theirs.get(key) for key in ours} == ours

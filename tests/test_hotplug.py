@@ -55,8 +55,14 @@ def domain_xml(name: str, nics: int = 2, extra: str = "") -> str:
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("LIBVIRT_DEFAULT_URI", None)
-    return subprocess.run([sys.executable, "-m", "planner", *args], input=stdin,
-                          capture_output=True, text=True, env=env, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "planner", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 def hotplug(dom_name: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
@@ -116,8 +122,14 @@ def make_domain(conn, domain_name):
     """Define (and by default start) a test domain, laid out by `planner relayout` unless
     ``relayout=False``; ``nic_slots`` is relayout's --nic-slots."""
 
-    def make(nics: int = 2, *, relayout: bool = True, nic_slots: int | None = None,
-             start: bool = True, extra: str = ""):  # fmt: skip
+    def make(
+        nics: int = 2,
+        *,
+        relayout: bool = True,
+        nic_slots: int | None = None,
+        start: bool = True,
+        extra: str = "",
+    ):
         xml = domain_xml(domain_name, nics, extra)
         if relayout:
             xml = planner.relayout(xml, nic_slots=nic_slots).xml
@@ -174,8 +186,9 @@ def untouched(conn):
 
 
 @libvirt_test
-def test_nic_hotplugs_fill_the_nic_range_in_order_live_and_config(make_domain, domain_name,
-                                                                 nic_file):  # fmt: skip
+def test_nic_hotplugs_fill_the_nic_range_in_order_live_and_config(
+    make_domain, domain_name, nic_file
+):
     dom = make_domain()
     assert live_slots(dom) == [3, 4]
 
@@ -186,8 +199,9 @@ def test_nic_hotplugs_fill_the_nic_range_in_order_live_and_config(make_domain, d
     assert live_slots(dom) == config_slots(dom) == [3, 4, 5]
     # the same NIC (same MAC) in both definitions, so a restart keeps it at ens5
     live, config = xmls(dom)
-    assert etree.fromstring(device_at(live, 5)).find("mac").get("address") == \
-        etree.fromstring(device_at(config, 5)).find("mac").get("address")  # fmt: skip
+    assert etree.fromstring(device_at(live, 5)).find("mac").get("address") == etree.fromstring(
+        device_at(config, 5)
+    ).find("mac").get("address")
 
     second = hotplug(domain_name, nic_file)
     assert second.stdout == "interface attached at 0000:00:06.0 (guest name ens6)\n"
@@ -196,7 +210,8 @@ def test_nic_hotplugs_fill_the_nic_range_in_order_live_and_config(make_domain, d
 
 @libvirt_test
 def test_a_disk_lands_in_the_non_nic_block_and_the_next_nic_still_gets_slot_5(
-        make_domain, domain_name, nic_file, disk_file):  # fmt: skip
+    make_domain, domain_name, nic_file, disk_file
+):
     dom = make_domain()
     assert pci_slots(dom.XMLDesc(0)) == [2, 3, 4, 0x0B, 0x0C]  # video, NICs, serial, balloon
 
@@ -218,8 +233,7 @@ def test_a_disk_lands_in_the_non_nic_block_and_the_next_nic_still_gets_slot_5(
 
 
 @libvirt_test
-def test_dry_run_prints_the_device_xml_with_its_address_and_changes_nothing(untouched,
-                                                                           nic_file):  # fmt: skip
+def test_dry_run_prints_the_device_xml_with_its_address_and_changes_nothing(untouched, nic_file):
     domain_name, dom = untouched
     before = xmls(dom)
 
@@ -229,8 +243,12 @@ def test_dry_run_prints_the_device_xml_with_its_address_and_changes_nothing(unto
     assert el.tag == "interface"
     assert el.find("model").get("type") == "virtio"
     assert dict(el.find("address").attrib) == {
-        "type": "pci", "domain": "0x0000", "bus": "0x00", "slot": "0x05", "function": "0x0",
-    }  # fmt: skip
+        "type": "pci",
+        "domain": "0x0000",
+        "bus": "0x00",
+        "slot": "0x05",
+        "function": "0x0",
+    }
     assert xmls(dom) == before
 
     again = hotplug(domain_name, nic_file, "--dry-run")
@@ -244,15 +262,24 @@ def test_json_gives_the_result_as_an_object(make_domain, domain_name, nic_file):
     attached = hotplug(domain_name, nic_file, "--json")
     assert attached.returncode == 0, attached.stderr
     assert json.loads(attached.stdout) == {
-        "device": "interface", "address": "0000:00:05.0", "guest_name": "ens5",
-        "attached": True, "warnings": []}  # fmt: skip
+        "device": "interface",
+        "address": "0000:00:05.0",
+        "guest_name": "ens5",
+        "attached": True,
+        "warnings": [],
+    }
 
     before = xmls(dom)
     dry = json.loads(hotplug(domain_name, nic_file, "--json", "--dry-run").stdout)
     assert xmls(dom) == before
     assert dry.pop("xml").startswith("<interface")
-    assert dry == {"device": "interface", "address": "0000:00:06.0", "guest_name": "ens6",
-                   "attached": False, "warnings": []}  # fmt: skip
+    assert dry == {
+        "device": "interface",
+        "address": "0000:00:06.0",
+        "guest_name": "ens6",
+        "attached": False,
+        "warnings": [],
+    }
 
 
 # --- policies after a detach from the middle ------------------------------------------
@@ -260,7 +287,8 @@ def test_json_gives_the_result_as_an_object(make_domain, domain_name, nic_file):
 
 @libvirt_test
 def test_after_a_detach_from_the_middle_after_last_skips_the_hole_and_lowest_fills_it(
-        make_domain, domain_name, nic_file):  # fmt: skip
+    make_domain, domain_name, nic_file
+):
     """On a domain that is not running (config only): a detach completes at once."""
     import libvirt
 
@@ -280,7 +308,8 @@ def test_after_a_detach_from_the_middle_after_last_skips_the_hole_and_lowest_fil
 
 @libvirt_test
 def test_a_live_detach_without_a_guest_os_never_completes_so_its_slot_stays_taken(
-        make_domain, domain_name, nic_file):  # fmt: skip
+    make_domain, domain_name, nic_file
+):
     """detach LIVE|CONFIG of the slot-4 NIC: the config loses it at once, but the live
     unplug is only an ACPI request that no guest OS answers. libvirt gives up waiting
     (after ~5 s) and the NIC stays in the live domain, so slot 4 is not free."""
@@ -300,8 +329,9 @@ def test_a_live_detach_without_a_guest_os_never_completes_so_its_slot_stays_take
 
 
 @libvirt_test
-def test_a_slot_taken_only_live_or_only_in_the_config_is_not_free(make_domain, domain_name,
-                                                                 nic_file):  # fmt: skip
+def test_a_slot_taken_only_live_or_only_in_the_config_is_not_free(
+    make_domain, domain_name, nic_file
+):
     dom = make_domain()
 
     live_only = hotplug(domain_name, nic_file, "--live")
@@ -322,19 +352,23 @@ def test_a_slot_taken_only_live_or_only_in_the_config_is_not_free(make_domain, d
 
 @libvirt_test
 def test_six_concurrent_hotplugs_all_succeed_with_six_distinct_contiguous_slots(
-        make_domain, domain_name, nic_file):  # fmt: skip
+    make_domain, domain_name, nic_file
+):
     dom = make_domain(nic_slots=10)  # NIC range 0x03-0x0c
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     cmd = [sys.executable, "-m", "planner", "hotplug", "-c", URI, domain_name, nic_file]
-    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=env) for _ in range(6)]  # fmt: skip
+    procs = [
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        for _ in range(6)
+    ]
     results = [(p.wait(timeout=60), *p.communicate()) for p in procs]
 
     assert [rc for rc, _, _ in results] == [0] * 6, results
     assert all(err == "" for _, _, err in results), results
     outputs = sorted(out for _, out, _ in results)
-    assert outputs == sorted(f"interface attached at 0000:00:{s:02x}.0 (guest name ens{s})\n"
-                             for s in range(5, 11))  # fmt: skip
+    assert outputs == sorted(
+        f"interface attached at 0000:00:{s:02x}.0 (guest name ens{s})\n" for s in range(5, 11)
+    )
     assert live_slots(dom) == config_slots(dom) == list(range(3, 11))
 
 
@@ -365,8 +399,9 @@ def test_when_another_tool_takes_the_slot_first_planner_retries_with_the_next(ma
     raced = RacedDomain(dom)
     mac = "52:54:00:0a:0b:0c"
 
-    result = planner.hotplug(raced, f"<interface type='user'><mac address='{mac}'/>"
-                                    "<model type='virtio'/></interface>")  # fmt: skip
+    result = planner.hotplug(
+        raced, f"<interface type='user'><mac address='{mac}'/><model type='virtio'/></interface>"
+    )
     assert raced.taken == ["0x05"]
     assert result.address.slot == 6
     assert live_slots(dom) == config_slots(dom) == [3, 4, 5, 6]
@@ -408,8 +443,10 @@ def test_device_xml_with_entities_exits_2_even_with_fallback(untouched, tmp_path
     domain_name, dom = untouched
     before = xmls(dom)
     dtd = tmp_path / "dtd.xml"
-    dtd.write_text("<!DOCTYPE interface [<!ENTITY m 'virtio'>]>\n"
-                   "<interface type='user'><model type='&m;'/></interface>\n")  # fmt: skip
+    dtd.write_text(
+        "<!DOCTYPE interface [<!ENTITY m 'virtio'>]>\n"
+        "<interface type='user'><model type='&m;'/></interface>\n"
+    )
 
     assert_error(hotplug(domain_name, str(dtd)), 2, "DTDs are not allowed in device XML")
     assert_error(hotplug(domain_name, str(dtd), "--fallback"), 2, "device XML declares entities")
@@ -418,8 +455,9 @@ def test_device_xml_with_entities_exits_2_even_with_fallback(untouched, tmp_path
 
 @libvirt_test
 def test_unreadable_planner_metadata_in_the_domain_exits_2(conn, domain_name, nic_file):
-    xml = planner.relayout(domain_xml(domain_name)).xml.replace("first-slot='0x03'",
-                                                                "first-slot='three'")  # fmt: skip
+    xml = planner.relayout(domain_xml(domain_name)).xml.replace(
+        "first-slot='0x03'", "first-slot='three'"
+    )
     dom = conn.defineXML(xml)
     before = xmls(dom)
     assert_error(hotplug(domain_name, nic_file), 2, "unreadable planner metadata")
@@ -427,8 +465,9 @@ def test_unreadable_planner_metadata_in_the_domain_exits_2(conn, domain_name, ni
 
 
 @libvirt_test
-def test_a_full_nic_range_exits_3_and_only_fallback_lets_libvirt_choose(make_domain, domain_name,
-                                                                        nic_file):  # fmt: skip
+def test_a_full_nic_range_exits_3_and_only_fallback_lets_libvirt_choose(
+    make_domain, domain_name, nic_file
+):
     dom = make_domain(nic_slots=3)  # NIC range 0x03-0x05; virtio-serial 6, memballoon 7
     assert hotplug(domain_name, nic_file).returncode == 0  # the last NIC slot, 5
     before = xmls(dom)
@@ -438,8 +477,9 @@ def test_a_full_nic_range_exits_3_and_only_fallback_lets_libvirt_choose(make_dom
 
     dry = hotplug(domain_name, nic_file, "--fallback", "--dry-run")
     assert dry.returncode == 0, dry.stderr
-    assert dry.stderr == ("planner: warning: the NIC range (slots 0x03-0x05) has no free slot; "
-                          "libvirt would choose\n")  # fmt: skip
+    assert dry.stderr == (
+        "planner: warning: the NIC range (slots 0x03-0x05) has no free slot; libvirt would choose\n"
+    )
     assert etree.fromstring(dry.stdout.encode()).find("address") is None
     assert xmls(dom) == before
 
@@ -448,8 +488,10 @@ def test_a_full_nic_range_exits_3_and_only_fallback_lets_libvirt_choose(make_dom
     # libvirt's own choice: its lowest free slot, above the balloon
     assert live_slots(dom) == config_slots(dom) == [3, 4, 5, 8]
     assert proc.stdout == "interface attached at 0000:00:08.0 (guest name ens8)\n"
-    assert proc.stderr == ("planner: warning: the NIC range (slots 0x03-0x05) has no free slot; "
-                           "libvirt chose 0000:00:08.0\n")  # fmt: skip
+    assert proc.stderr == (
+        "planner: warning: the NIC range (slots 0x03-0x05) has no free slot; "
+        "libvirt chose 0000:00:08.0\n"
+    )
 
 
 @libvirt_test
@@ -473,8 +515,10 @@ def test_live_on_a_domain_that_is_not_running_exits_2(make_domain, domain_name, 
 
 
 def _nic_at(slot: int) -> str:
-    return (f"<interface type='user'><model type='virtio'/><address type='pci' domain='0x0000' "
-            f"bus='0x00' slot='{slot:#04x}' function='0x0'/></interface>")  # fmt: skip
+    return (
+        f"<interface type='user'><model type='virtio'/><address type='pci' domain='0x0000' "
+        f"bus='0x00' slot='{slot:#04x}' function='0x0'/></interface>"
+    )
 
 
 @libvirt_test
@@ -505,7 +549,8 @@ RAW_EXTRA = """
 
 @libvirt_test
 def test_a_domain_never_laid_out_warns_and_attaches_then_relayout_takes_effect_at_cold_boot(
-        conn, make_domain, domain_name, nic_file):  # fmt: skip
+    conn, make_domain, domain_name, nic_file
+):
     import libvirt
 
     dom = make_domain(relayout=False, extra=RAW_EXTRA)
@@ -523,8 +568,9 @@ def test_a_domain_never_laid_out_warns_and_attaches_then_relayout_takes_effect_a
 
     relayout = run("relayout", "-c", URI, "--domain", domain_name, "--define")
     assert relayout.returncode == 0, relayout.stderr
-    assert relayout.stdout == (f"domain {domain_name} defined; it takes effect at the next "
-                               "cold boot (destroy + start)\n")  # fmt: skip
+    assert relayout.stdout == (
+        f"domain {domain_name} defined; it takes effect at the next cold boot (destroy + start)\n"
+    )
     layout_tag = "{urn:libvirt-nic-planner:layout:1}layout"
     persistent = etree.fromstring(xmls(dom)[1].encode())
     assert persistent.find(f"metadata/{layout_tag}") is not None
@@ -568,8 +614,13 @@ def test_library_relayout_works_without_libvirt():
         f"import planner, sys; r = planner.relayout(open({str(sample)!r}).read()); "
         "assert r.changed; assert 'libvirt' not in sys.modules, 'libvirt imported'"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
 
 
@@ -578,7 +629,8 @@ def test_library_relayout_works_without_libvirt():
 
 @libvirt_test
 def test_network_bridge_and_user_nics_are_rendered_from_the_default_template(
-        make_domain, domain_name):  # fmt: skip
+    make_domain, domain_name
+):
     make_domain(start=False)
 
     net = hotplug(domain_name, "--network", "default", "--dry-run")
@@ -590,8 +642,16 @@ def test_network_bridge_and_user_nics_are_rendered_from_the_default_template(
     assert el.find("mac") is None  # libvirt generates one
     assert el.find("address").get("slot") == "0x05"
 
-    bridge = hotplug(domain_name, "--bridge", "br0", "--model", "e1000",
-                     "--mac", "52:54:00:12:34:56", "--dry-run")  # fmt: skip
+    bridge = hotplug(
+        domain_name,
+        "--bridge",
+        "br0",
+        "--model",
+        "e1000",
+        "--mac",
+        "52:54:00:12:34:56",
+        "--dry-run",
+    )
     el = etree.fromstring(bridge.stdout.encode())
     assert el.get("type") == "bridge"
     assert el.find("source").get("bridge") == "br0"

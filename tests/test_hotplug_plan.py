@@ -38,8 +38,10 @@ def nic(slot: int) -> str:
 
 
 def disk(slot: int, dev: str = "vdb") -> str:
-    return (f"<disk type='file' device='disk'><source file='/x/{dev}.raw'/>"
-            f"<target dev='{dev}' bus='virtio'/>{addr(slot)}</disk>")  # fmt: skip
+    return (
+        f"<disk type='file' device='disk'><source file='/x/{dev}.raw'/>"
+        f"<target dev='{dev}' bus='virtio'/>{addr(slot)}</disk>"
+    )
 
 
 def domain(*devices: str, metadata: str | None = None) -> str:
@@ -59,8 +61,10 @@ def domain(*devices: str, metadata: str | None = None) -> str:
 
 
 # The non-NIC devices a relayout puts at the bottom of the non-NIC block (0x0b, 0x0c).
-OTHERS = (f"<controller type='virtio-serial' index='0'>{addr(0x0B)}</controller>",
-          f"<memballoon model='virtio'>{addr(0x0C)}</memballoon>")  # fmt: skip
+OTHERS = (
+    f"<controller type='virtio-serial' index='0'>{addr(0x0B)}</controller>",
+    f"<memballoon model='virtio'>{addr(0x0C)}</memballoon>",
+)
 
 
 def topo(xml: str):
@@ -200,10 +204,14 @@ def test_a_requested_address_that_is_taken_raises_no_room():
 # --- a domain that was never laid out -----------------------------------------------
 
 
-RAW = domain(nic(3), nic(4),
-             f"<controller type='virtio-serial' index='0'>{addr(5)}</controller>",
-             disk(6, "vda"), f"<memballoon model='virtio'>{addr(7)}</memballoon>",
-             metadata="")  # fmt: skip
+RAW = domain(
+    nic(3),
+    nic(4),
+    f"<controller type='virtio-serial' index='0'>{addr(5)}</controller>",
+    disk(6, "vda"),
+    f"<memballoon model='virtio'>{addr(7)}</memballoon>",
+    metadata="",
+)
 
 
 def test_without_a_layout_a_nic_takes_the_lowest_free_slot_after_the_first_nic_and_warns():

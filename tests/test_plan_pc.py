@@ -27,8 +27,9 @@ from planner.errors import ImpossibleError, InputError, UnsupportedError
 VIDEO = "<video>\n  <model type='vga'/>\n</video>"
 BALLOON = "<memballoon model='virtio'/>"
 WATCHDOG = "<watchdog model='i6300esb' action='reset'/>"
-CHANNEL = ("<channel type='unix'>\n  <target type='virtio' name='org.qemu.guest_agent.0'/>\n"
-           "</channel>")  # fmt: skip
+CHANNEL = (
+    "<channel type='unix'>\n  <target type='virtio' name='org.qemu.guest_agent.0'/>\n</channel>"
+)
 USB2 = [
     "<controller type='usb' index='0' model='ich9-ehci1'/>",
     *(
@@ -66,28 +67,38 @@ def test_cloudstack_sample_puts_nics_at_3_and_4_and_the_rest_high_in_original_or
 
 
 def test_nics_take_consecutive_slots_in_document_order_whatever_their_old_slots():
-    xml = out(VIDEO, nic(9, mac="52:54:00:00:00:01"), disk("vda", 3),
-              nic(5, mac="52:54:00:00:00:02"),
-              nic(model="e1000", mac="52:54:00:00:00:03"))  # fmt: skip
+    xml = out(
+        VIDEO,
+        nic(9, mac="52:54:00:00:00:01"),
+        disk("vda", 3),
+        nic(5, mac="52:54:00:00:00:02"),
+        nic(model="e1000", mac="52:54:00:00:00:03"),
+    )
     assert nic_slots(xml) == [bsf(3), bsf(4), bsf(5)]
     assert slot_of(xml, "disk") == bsf(0x0B)
 
 
 def test_every_nic_kind_is_a_nic_hostdev_interfaces_too():
-    hostdev_nic = ("<interface type='hostdev' managed='yes'>\n  <source>\n"
-                   "    <address type='pci' domain='0x0000' bus='0x03' slot='0x10' "
-                   "function='0x1'/>\n"
-                   "  </source>\n</interface>")  # fmt: skip
+    hostdev_nic = (
+        "<interface type='hostdev' managed='yes'>\n  <source>\n"
+        "    <address type='pci' domain='0x0000' bus='0x03' slot='0x10' "
+        "function='0x1'/>\n"
+        "  </source>\n</interface>"
+    )
     xml = out(VIDEO, nic(kind="user"), hostdev_nic, nic(kind="bridge", model="rtl8139"))
     assert nic_slots(xml) == [bsf(3), bsf(4), bsf(5)]
     assert "<address type='pci' domain='0x0000' bus='0x03' slot='0x10' function='0x1'/>" in xml
 
 
 def test_addressed_devices_keep_their_relative_order_in_the_high_block():
-    xml = out(VIDEO, nic(3),
-              device("watchdog", "model='i6300esb'", slot=5), disk("vdb", 6),
-              device("memballoon", "model='virtio'", slot=9),
-              device("controller", "type='virtio-serial' index='0'", slot=0x10))  # fmt: skip
+    xml = out(
+        VIDEO,
+        nic(3),
+        device("watchdog", "model='i6300esb'", slot=5),
+        disk("vdb", 6),
+        device("memballoon", "model='virtio'", slot=9),
+        device("controller", "type='virtio-serial' index='0'", slot=0x10),
+    )
     assert slot_of(xml, "watchdog") == bsf(0x0B)
     assert slot_of(xml, "disk") == bsf(0x0C)
     assert slot_of(xml, "memballoon") == bsf(0x0D)
@@ -97,9 +108,16 @@ def test_addressed_devices_keep_their_relative_order_in_the_high_block():
 def test_unaddressed_devices_keep_the_order_libvirt_would_give_them():
     # libvirt assigns by kind (qemuDomainAssignDevicePCISlots): sound, controllers, disks,
     # hostdevs, memballoon, rng, watchdog ... whatever order the document has.
-    xml = out(VIDEO, WATCHDOG, RNG,
-              BALLOON, disk("vda"), "<controller type='scsi' index='0' model='virtio-scsi'/>",
-              "<sound model='ich6'/>", nic())  # fmt: skip
+    xml = out(
+        VIDEO,
+        WATCHDOG,
+        RNG,
+        BALLOON,
+        disk("vda"),
+        "<controller type='scsi' index='0' model='virtio-scsi'/>",
+        "<sound model='ich6'/>",
+        nic(),
+    )
     assert slot_of(xml, "sound") == bsf(0x0B)
     assert slot_of(xml, "controller", type="scsi") == bsf(0x0C)
     assert slot_of(xml, "disk") == bsf(0x0D)
@@ -110,12 +128,23 @@ def test_unaddressed_devices_keep_the_order_libvirt_would_give_them():
 
 def test_a_hostdev_nic_takes_its_libvirt_slot_among_the_hostdevs_not_among_the_nics():
     # libvirt: NIC 3, virtio-serial 4, (rng 5), the hostdev NIC 6: so virtio-serial scans first
-    hostdev_nic = device("interface", "type='hostdev' managed='yes'", body=(
-        "<source>\n  <address type='pci' domain='0x0000' bus='0x02' slot='0x10' function='0x1'/>"
-        "\n</source>"))  # fmt: skip
-    xml = out(VIDEO, nic(), hostdev_nic, "<controller type='virtio-serial' index='0'/>",
-              device("rng", "model='virtio'", slot=5,
-                     body="<backend model='random'>/dev/urandom</backend>"))  # fmt: skip
+    hostdev_nic = device(
+        "interface",
+        "type='hostdev' managed='yes'",
+        body=(
+            "<source>\n  <address type='pci' domain='0x0000' bus='0x02' slot='0x10'"
+            " function='0x1'/>\n</source>"
+        ),
+    )
+    xml = out(
+        VIDEO,
+        nic(),
+        hostdev_nic,
+        "<controller type='virtio-serial' index='0'/>",
+        device(
+            "rng", "model='virtio'", slot=5, body="<backend model='random'>/dev/urandom</backend>"
+        ),
+    )
     assert nic_slots(xml) == [bsf(3), bsf(4)]
     assert slot_of(xml, "controller", type="virtio-serial") == bsf(0x0B)
     assert slot_of(xml, "rng") == bsf(0x0C)
@@ -145,9 +174,12 @@ def test_unaddressed_virtio_disks_written_vdb_first_still_scan_vda_first():
 
 
 def test_chipset_devices_stay_at_slot_1_and_the_primary_video_at_slot_2():
-    xml = out(*PIIX3,
-              "<video>\n  <model type='qxl'/>\n</video>",
-              "<video>\n  <model type='vga' primary='yes'/>\n</video>", nic())  # fmt: skip
+    xml = out(
+        *PIIX3,
+        "<video>\n  <model type='qxl'/>\n</video>",
+        "<video>\n  <model type='vga' primary='yes'/>\n</video>",
+        nic(),
+    )
     assert slot_of(xml, "controller", type="ide") == bsf(1, 1)
     assert slot_of(xml, "controller", type="usb") == bsf(1, 2)
     assert slot_of(xml, "video", model_primary="yes") == bsf(2)
@@ -158,8 +190,13 @@ def test_chipset_devices_stay_at_slot_1_and_the_primary_video_at_slot_2():
 def test_a_primary_video_displaced_from_slot_2_shifts_the_others_as_libvirt_does():
     # libvirt gives the video the first free slot, 3, then scsi0 5, scsi1 6, balloon 7
     qxl = device("video", body="<model type='qxl'/>", slot=4)
-    xml = out(nic(2), "<controller type='scsi' index='0' model='virtio-scsi'/>",
-              "<controller type='scsi' index='1' model='virtio-scsi'/>", VIDEO, qxl)  # fmt: skip
+    xml = out(
+        nic(2),
+        "<controller type='scsi' index='0' model='virtio-scsi'/>",
+        "<controller type='scsi' index='1' model='virtio-scsi'/>",
+        VIDEO,
+        qxl,
+    )
     assert slot_of(xml, "video", model_type="vga") == bsf(2)
     assert slot_of(xml, "video", model_type="qxl") == bsf(0x0B)
     assert slot_of(xml, "controller", index="0") == bsf(0x0C)
@@ -195,29 +232,38 @@ def test_ich9_usb_companions_without_addresses_share_one_slot_at_functions_7_0_1
     xml = out(VIDEO, nic(), *USB2)
     usb = {el.get("model"): el for el in devices_of(xml) if el.tag == "controller"}
     assert {m: address(el) for m, el in usb.items()} == {
-        "ich9-ehci1": bsf(0x0B, 7), "ich9-uhci1": bsf(0x0B, 0),
-        "ich9-uhci2": bsf(0x0B, 1), "ich9-uhci3": bsf(0x0B, 2),
-    }  # fmt: skip
+        "ich9-ehci1": bsf(0x0B, 7),
+        "ich9-uhci1": bsf(0x0B, 0),
+        "ich9-uhci2": bsf(0x0B, 1),
+        "ich9-uhci3": bsf(0x0B, 2),
+    }
     assert [m for m, el in usb.items() if multifunction(el)] == ["ich9-uhci1"]
 
 
 def test_an_addressed_ich9_group_moves_as_a_whole_and_keeps_its_functions():
     addressed = [
         device("controller", "type='usb' index='0' model='ich9-ehci1'", slot=6, function=7),
-        device("controller", "type='usb' index='0' model='ich9-uhci1'", slot=6, function=0,
-               multifunction=True),
+        device(
+            "controller",
+            "type='usb' index='0' model='ich9-uhci1'",
+            slot=6,
+            function=0,
+            multifunction=True,
+        ),
         device("controller", "type='usb' index='0' model='ich9-uhci2'", slot=6, function=1),
         device("controller", "type='usb' index='0' model='ich9-uhci3'", slot=6, function=2),
-    ]  # fmt: skip
+    ]
     xml = out(
         VIDEO, nic(3), disk("vda", 5), *addressed, device("memballoon", "model='virtio'", slot=7)
     )
     usb = {el.get("model"): el for el in devices_of(xml) if el.tag == "controller"}
     assert slot_of(xml, "disk") == bsf(0x0B)
     assert {m: address(el) for m, el in usb.items()} == {
-        "ich9-ehci1": bsf(0x0C, 7), "ich9-uhci1": bsf(0x0C, 0),
-        "ich9-uhci2": bsf(0x0C, 1), "ich9-uhci3": bsf(0x0C, 2),
-    }  # fmt: skip
+        "ich9-ehci1": bsf(0x0C, 7),
+        "ich9-uhci1": bsf(0x0C, 0),
+        "ich9-uhci2": bsf(0x0C, 1),
+        "ich9-uhci3": bsf(0x0C, 2),
+    }
     assert [m for m, el in usb.items() if multifunction(el)] == ["ich9-uhci1"]
     assert slot_of(xml, "memballoon") == bsf(0x0D)
 
@@ -235,8 +281,10 @@ def test_a_multifunction_nic_slot_is_split_into_one_slot_per_nic():
 
 def test_a_hostdevs_source_address_is_never_touched():
     source = "<address domain='0x0000' bus='0x06' slot='0x12' function='0x5'/>"
-    hostdev = (f"<hostdev mode='subsystem' type='pci' managed='yes'>\n  <source>\n    {source}\n"
-               f"  </source>\n  {pci(4)}\n</hostdev>")  # fmt: skip
+    hostdev = (
+        f"<hostdev mode='subsystem' type='pci' managed='yes'>\n  <source>\n    {source}\n"
+        f"  </source>\n  {pci(4)}\n</hostdev>"
+    )
     xml = out(VIDEO, nic(3), hostdev)
     assert f"<source>\n        {source}\n      </source>" in xml
     assert slot_of(xml, "hostdev") == bsf(0x0B)
@@ -246,13 +294,16 @@ def test_non_pci_addresses_are_left_exactly_as_written():
     drive = "<address type='drive' controller='0' bus='1' target='0' unit='0'/>"
     serial = "<address type='virtio-serial' controller='0' bus='0' port='1'/>"
     usb = "<address type='usb' bus='0' port='1'/>"
-    xml = out(VIDEO, nic(),
-              device("disk", "type='file' device='cdrom'",
-                     body=f"<target dev='hdc' bus='ide'/>\n{drive}"),
-              "<controller type='virtio-serial' index='0'/>",
-              device("channel", "type='unix'",
-                     body=f"<target type='virtio' name='a.b'/>\n{serial}"),
-              f"<input type='tablet' bus='usb'>\n  {usb}\n</input>")  # fmt: skip
+    xml = out(
+        VIDEO,
+        nic(),
+        device(
+            "disk", "type='file' device='cdrom'", body=f"<target dev='hdc' bus='ide'/>\n{drive}"
+        ),
+        "<controller type='virtio-serial' index='0'/>",
+        device("channel", "type='unix'", body=f"<target type='virtio' name='a.b'/>\n{serial}"),
+        f"<input type='tablet' bus='usb'>\n  {usb}\n</input>",
+    )
     for addr in (drive, serial, usb):
         assert addr in xml
     assert address(find(xml, "input")) is None
@@ -268,8 +319,12 @@ def test_devices_behind_a_bridge_stay_and_a_nic_behind_it_moves_to_bus_0():
 
 
 def test_unaddressed_pci_bridges_take_slots_in_index_order_whatever_the_document_order():
-    xml = out(VIDEO, nic(), "<controller type='pci' index='2' model='pci-bridge'/>",
-              "<controller type='pci' index='1' model='pci-bridge'/>")  # fmt: skip
+    xml = out(
+        VIDEO,
+        nic(),
+        "<controller type='pci' index='2' model='pci-bridge'/>",
+        "<controller type='pci' index='1' model='pci-bridge'/>",
+    )
     assert slot_of(xml, "controller", type="pci", index="1") == bsf(0x0B)
     assert slot_of(xml, "controller", type="pci", index="2") == bsf(0x0C)
 
@@ -282,15 +337,21 @@ def test_a_console_that_mirrors_a_pci_serial_moves_with_it():
         body="<target type='pci-serial' port='0'>\n  <model name='pci-serial'/>\n</target>",
     )
     console = device("console", "type='pty'", slot=5, body="<target type='serial' port='0'/>")
-    xml = out(VIDEO, nic(3), disk("vda", 4), serial, console)  # fmt: skip
+    xml = out(VIDEO, nic(3), disk("vda", 4), serial, console)
     assert slot_of(xml, "disk") == bsf(0x0B)
     assert slot_of(xml, "serial") == bsf(0x0C)
     assert slot_of(xml, "console") == bsf(0x0C)
 
 
 def test_a_laid_out_domain_keeps_a_nic_where_it_is_when_an_earlier_one_was_unplugged():
-    first = relayout(pc_domain(VIDEO, nic(mac="52:54:00:00:00:01"), nic(mac="52:54:00:00:00:02"),
-                               nic(mac="52:54:00:00:00:03"))).xml  # fmt: skip
+    first = relayout(
+        pc_domain(
+            VIDEO,
+            nic(mac="52:54:00:00:00:01"),
+            nic(mac="52:54:00:00:00:02"),
+            nic(mac="52:54:00:00:00:03"),
+        )
+    ).xml
     root = tree(first)
     devs = root.find("devices")
     devs.remove([el for el in devs if el.tag == "interface"][1])  # ens4 unplugged
@@ -336,8 +397,10 @@ def test_scsi_controllers_below_the_highest_one_used_are_made_explicit_too():
 
 
 def test_a_domain_without_devices_gets_its_implicit_memballoon_pinned():
-    xml = relayout("<domain type='kvm'><name>a</name><memory>1</memory>"
-                   "<os><type arch='x86_64' machine='pc'>hvm</type></os></domain>").xml  # fmt: skip
+    xml = relayout(
+        "<domain type='kvm'><name>a</name><memory>1</memory>"
+        "<os><type arch='x86_64' machine='pc'>hvm</type></os></domain>"
+    ).xml
     assert slot_of(xml, "memballoon") == bsf(0x0B)
 
 
@@ -399,9 +462,11 @@ def test_two_devices_claiming_one_address_are_refused():
     ],
 )
 def test_pci_address_values_out_of_range_are_refused(attrs, message):
-    bad = device("disk", "type='file' device='disk'",
-                 body=f"<target dev='vda' bus='virtio'/>\n"
-                      f"<address type='pci' {attrs}/>")  # fmt: skip
+    bad = device(
+        "disk",
+        "type='file' device='disk'",
+        body=f"<target dev='vda' bus='virtio'/>\n<address type='pci' {attrs}/>",
+    )
     with pytest.raises(InputError, match=message):
         relayout(pc_domain(bad))
 
@@ -434,7 +499,7 @@ def test_a_nic_start_so_high_that_no_nic_fits_is_refused():
         ("s390x", "s390-ccw-virtio"),
         ("x86_64", "microvm"),
         ("x86_64", "isapc"),
-    ],  # fmt: skip
+    ],
 )
 def test_other_machine_types_are_not_supported_yet(arch, machine):
     with pytest.raises(UnsupportedError, match="not supported yet"):

@@ -16,12 +16,14 @@ NIC_MODELS = ("virtio", "e1000e", "e1000", "rtl8139")
 OTHERS = {
     "disk": "<disk type='file' device='disk'><source file='/var/lib/libvirt/images/{i}.img'/>"
     "<target dev='vd{letter}' bus='virtio'/></disk>",
-    "sata": "<disk type='file' device='cdrom'><target dev='sd{letter}' bus='sata'/><readonly/></disk>",
+    "sata": "<disk type='file' device='cdrom'><target dev='sd{letter}' bus='sata'/>"
+    "<readonly/></disk>",
     "rng": "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>",
     "balloon": "<memballoon model='virtio'/>",
     "watchdog": "<watchdog model='i6300esb'/>",
     "serial": "<controller type='virtio-serial'/>",
-    "channel": "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>",
+    "channel": "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/>"
+    "</channel>",
     "xhci": "<controller type='usb' model='qemu-xhci'/>",
     "tablet": "<input type='tablet' bus='virtio'/>",
     "sound": "<sound model='ich9'/>",
@@ -133,8 +135,8 @@ def test_hotplug_refuses_when_no_nic_port_is_left():
     result = relayout(q35_domain(["virtio"], []), spare_ports=1)
     xml = result.xml.replace(
         "</devices>",
-        f"<interface type='user'><address type='pci' domain='0' bus='{result.plan.layout.nic_ports[1]}' "
-        "slot='0' function='0'/></interface></devices>",
+        f"<interface type='user'><address type='pci' domain='0' "
+        f"bus='{result.plan.layout.nic_ports[1]}' slot='0' function='0'/></interface></devices>",
     )
     try:
         choose([_output_topology(xml)], "interface")

@@ -67,9 +67,12 @@ VIDEO_MODELS = ["vga", "cirrus", "qxl", "virtio"]
 def _host_source(bus: int, slot: int, function: int, typed: bool) -> list[str]:
     """The host address of a passed-through device, which relayout must never touch."""
     kind = "type='pci' " if typed else ""
-    return ["<source>",
-            f"  <address {kind}domain='0x0000' bus='{bus:#04x}' slot='{slot:#04x}' "
-            f"function='{function:#x}'/>", "</source>"]  # fmt: skip
+    return [
+        "<source>",
+        f"  <address {kind}domain='0x0000' bus='{bus:#04x}' slot='{slot:#04x}' "
+        f"function='{function:#x}'/>",
+        "</source>",
+    ]
 
 
 def _number(draw, value: int, width: int) -> str:
@@ -192,8 +195,13 @@ def pc_domains(draw) -> Case:
         )
     for index in draw(st.lists(st.integers(0, 1), max_size=2, unique=True)):
         model = draw(st.sampled_from(["virtio-scsi", "lsilogic"]))
-        devs.append(Dev("controller", [("type", "scsi"), ("index", str(index)), ("model", model)],
-                        behind_bridge_ok=True))  # fmt: skip
+        devs.append(
+            Dev(
+                "controller",
+                [("type", "scsi"), ("index", str(index)), ("model", model)],
+                behind_bridge_ok=True,
+            )
+        )
     bridges = list(range(1, 1 + draw(st.integers(0, 2))))
     for index in bridges:
         body = (
@@ -261,8 +269,7 @@ def pc_domains(draw) -> Case:
             )
         elif kind == "rng":
             backend = ["<backend model='random'>/dev/urandom</backend>"]
-            devs.append(Dev("rng", [("model", "virtio")], backend,
-                            behind_bridge_ok=True))  # fmt: skip
+            devs.append(Dev("rng", [("model", "virtio")], backend, behind_bridge_ok=True))
         elif kind == "hostdev":
             body = _host_source(next(host_bus), 0, 0, typed=False)
             attrs = [("mode", "subsystem"), ("type", "pci"), ("managed", "yes")]
@@ -368,20 +375,26 @@ def _render(draw, devs: list[Dev], quote: str, unit: str) -> str:
     device_lines = "\n".join(2 * unit + line for line in lines)
     metadata = ""
     if draw(st.booleans()):
-        metadata = (f"{unit}<metadata>\n{2 * unit}<app:info xmlns:app='urn:example:app'>\n"
-                    f"{3 * unit}<app:owner team='net'>ops</app:owner>\n{2 * unit}</app:info>\n"
-                    f"{unit}</metadata>\n")  # fmt: skip
+        metadata = (
+            f"{unit}<metadata>\n{2 * unit}<app:info xmlns:app='urn:example:app'>\n"
+            f"{3 * unit}<app:owner team='net'>ops</app:owner>\n{2 * unit}</app:info>\n"
+            f"{unit}</metadata>\n"
+        )
     qemu_ns, qemu_tail = "", ""
     if draw(st.booleans()):
         qemu_ns = " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"
-        qemu_tail = (f"{unit}<qemu:commandline>\n{2 * unit}<qemu:arg value='-no-user-config'/>\n"
-                     f"{unit}</qemu:commandline>\n")  # fmt: skip
+        qemu_tail = (
+            f"{unit}<qemu:commandline>\n{2 * unit}<qemu:arg value='-no-user-config'/>\n"
+            f"{unit}</qemu:commandline>\n"
+        )
     machine = draw(st.sampled_from(["pc", "pc-i440fx-7.2"]))
-    head = (f"<domain type='kvm'{qemu_ns}>\n{unit}<name>generated</name>\n{metadata}"
-            f"{unit}<memory unit='KiB'>1048576</memory>\n{unit}<vcpu>1</vcpu>\n"
-            f"{unit}<os>\n{2 * unit}<type arch='x86_64' machine='{machine}'>hvm</type>\n"
-            f"{unit}</os>\n{unit}<devices>\n"
-            f"{2 * unit}<emulator>/usr/bin/qemu-system-x86_64</emulator>\n")  # fmt: skip
+    head = (
+        f"<domain type='kvm'{qemu_ns}>\n{unit}<name>generated</name>\n{metadata}"
+        f"{unit}<memory unit='KiB'>1048576</memory>\n{unit}<vcpu>1</vcpu>\n"
+        f"{unit}<os>\n{2 * unit}<type arch='x86_64' machine='{machine}'>hvm</type>\n"
+        f"{unit}</os>\n{unit}<devices>\n"
+        f"{2 * unit}<emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
+    )
     return q(head) + device_lines + f"\n{unit}</devices>\n" + q(qemu_tail) + "</domain>\n"
 
 
@@ -397,8 +410,12 @@ def _primary_video(els):
 def _fixed_address(el, primary_video) -> tuple[int, int, int] | None:
     if el.tag == "controller" and el.get("type") == "ide" and el.get("index", "0") == "0":
         return (0, 1, 1)
-    if (el.tag == "controller" and el.get("type") == "usb" and el.get("index", "0") == "0"
-            and el.get("model", "piix3-uhci") == "piix3-uhci"):  # fmt: skip
+    if (
+        el.tag == "controller"
+        and el.get("type") == "usb"
+        and el.get("index", "0") == "0"
+        and el.get("model", "piix3-uhci") == "piix3-uhci"
+    ):
         return (0, 1, 2)
     if el is primary_video:
         return (0, 2, 0)
@@ -527,8 +544,11 @@ def check_invariants(case: Case, xml: str) -> None:
     got = []
     for el in added:
         assert isinstance(el.tag, str), "planner added a comment"
-        key = (el.tag, el.get("type") if el.tag == "controller" else el.get("model"),
-               int(el.get("index"), 0) if el.tag == "controller" else None)  # fmt: skip
+        key = (
+            el.tag,
+            el.get("type") if el.tag == "controller" else el.get("model"),
+            int(el.get("index"), 0) if el.tag == "controller" else None,
+        )
         got.append(key)
     assert sorted(got, key=str) == sorted(_expected_additions(before), key=str)
 
@@ -583,9 +603,14 @@ def check_invariants(case: Case, xml: str) -> None:
     # devices behind a bridge stay; addressed devices on bus 0 keep their relative order;
     # unaddressed virtio disks keep their target order (vda before vdb)
     primary_in = _primary_video(devices_of(before))
-    moved = [(address(i), address(o)) for i, o in pairs
-             if i.tag != "interface" and address(i) and address(i)[0] == 0
-             and _fixed_address(i, primary_in) is None]  # fmt: skip
+    moved = [
+        (address(i), address(o))
+        for i, o in pairs
+        if i.tag != "interface"
+        and address(i)
+        and address(i)[0] == 0
+        and _fixed_address(i, primary_in) is None
+    ]
     assert sorted(moved) == sorted(moved, key=lambda m: m[1])
     for i, o in pairs:
         if i.tag not in ("interface",) and address(i) and address(i)[0] != 0:

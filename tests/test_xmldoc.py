@@ -51,7 +51,7 @@ MINIMAL = "<domain type='kvm'><name>a</name><devices/></domain>"
         "external-http-entity",
         "parameter-entity",
         "bare-doctype",
-    ],  # fmt: skip
+    ],
 )
 def test_parse_refuses_bad_or_hostile_input_with_an_input_error(data, message):
     with pytest.raises(InputError, match=message):
@@ -75,8 +75,10 @@ def test_external_entities_are_never_fetched(bomb):
 
 
 def test_xinclude_is_kept_as_text_and_not_processed():
-    xml = pc_domain("<xi:include xmlns:xi='http://www.w3.org/2001/XInclude' "
-                    "href='file:///etc/passwd' parse='text'/>")  # fmt: skip
+    xml = pc_domain(
+        "<xi:include xmlns:xi='http://www.w3.org/2001/XInclude' "
+        "href='file:///etc/passwd' parse='text'/>"
+    )
     out = relayout(xml).xml
     assert "href='file:///etc/passwd'" in out
     assert "root:x:" not in out
@@ -95,8 +97,10 @@ def test_encoding_declaration_is_accepted_from_bytes_and_from_str():
 
 def test_non_ascii_text_survives_a_relayout_byte_for_byte():
     name = "/img/caf\u00e9-\u65e5\u672c.img"
-    xml = pc_domain(f"<disk type='file' device='disk'>\n  <source file='{name}'/>"
-                    "\n  <target dev='vda' bus='virtio'/>\n</disk>")  # fmt: skip
+    xml = pc_domain(
+        f"<disk type='file' device='disk'>\n  <source file='{name}'/>"
+        "\n  <target dev='vda' bus='virtio'/>\n</disk>"
+    )
     out = relayout(xml.encode("utf-8")).xml
     assert f"<source file='{name}'/>" in out
 
@@ -137,8 +141,9 @@ def test_an_edit_to_one_attribute_leaves_the_rest_of_the_tag_as_written():
     ed = Editor(doc)
     ed.set_attrs(addr, {"slot": "0x0b", "domain": "0x0000"})
     out = ed.result()
-    rewritten = ("<address\n         type = \"pci\"   "
-                 "domain='0x0000' bus='0'\tslot='0x0b' function='0' />")  # fmt: skip
+    rewritten = (
+        "<address\n         type = \"pci\"   domain='0x0000' bus='0'\tslot='0x0b' function='0' />"
+    )
     assert rewritten in out
     # and everything else is byte-identical
     assert out.replace("domain='0x0000'", "domain='0'").replace("slot='0x0b'", "slot='5'") == TRICKY
@@ -181,8 +186,10 @@ def test_append_child_opens_an_empty_element_and_indents_one_step_deeper():
 
 
 def test_append_child_follows_the_last_child_at_its_siblings_indentation():
-    text = ("<domain>\n\t<devices>\n\t\t<disk>\n\t\t\t<target dev='vda'/>\n\t\t</disk>\n"
-            "\t</devices>\n</domain>")  # fmt: skip
+    text = (
+        "<domain>\n\t<devices>\n\t\t<disk>\n\t\t\t<target dev='vda'/>\n\t\t</disk>\n"
+        "\t</devices>\n</domain>"
+    )
     doc = Document.parse(text)
     ed = Editor(doc)
     ed.append_child(doc.root.find("devices/disk"), "<address type='pci'/>")

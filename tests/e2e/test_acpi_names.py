@@ -79,8 +79,10 @@ def test_acpi_index_names_eno1_eno2_then_hotplug_eno3_and_refill_eno2(
     # 1. relayout --acpi-index: the guest names the NICs eno1 eno2.
     boot = console.wait_for(lambda r: len(r.nics) == 2, timeout=BOOT_TIMEOUT)
     boot_time = time.monotonic() - started
-    print(f"\n[{machine}] after relayout --acpi-index: guest onboard= {onboard(boot)}, "
-          f"names {boot.names}")  # fmt: skip
+    print(
+        f"\n[{machine}] after relayout --acpi-index: guest onboard= {onboard(boot)}, "
+        f"names {boot.names}"
+    )
     assert by_mac(boot) == {"52:54:00:00:00:01": "eno1", "52:54:00:00:00:02": "eno2"}
     assert boot.names == ["eno1", "eno2"]
 
@@ -88,8 +90,10 @@ def test_acpi_index_names_eno1_eno2_then_hotplug_eno3_and_refill_eno2(
     first = hotplug(conn, domain_name, "--user")
     assert first["guest_name"] == "eno3"
     plugged = console.wait_for(lambda r: len(r.nics) == 3, timeout=CHANGE_TIMEOUT)
-    print(f"[{machine}] after planner hotplug --user: guest onboard= {onboard(plugged)}, "
-          f"planner predicted {first['guest_name']}")  # fmt: skip
+    print(
+        f"[{machine}] after planner hotplug --user: guest onboard= {onboard(plugged)}, "
+        f"planner predicted {first['guest_name']}"
+    )
     assert plugged.names == ["eno1", "eno2", "eno3"]
     (new,) = [n for n in plugged.nics if n.mac not in by_mac(boot)]
     assert (new.onboard, new.name) == ("eno3", "eno3")
@@ -110,8 +114,10 @@ def test_acpi_index_names_eno1_eno2_then_hotplug_eno3_and_refill_eno2(
     second = hotplug(conn, domain_name, "--user")
     assert second["guest_name"] == "eno2"
     refilled = console.wait_for(lambda r: len(r.nics) == 3, timeout=CHANGE_TIMEOUT)
-    print(f"[{machine}] after planner hotplug --user again: guest onboard= {onboard(refilled)}, "
-          f"planner predicted {second['guest_name']}")  # fmt: skip
+    print(
+        f"[{machine}] after planner hotplug --user again: guest onboard= {onboard(refilled)}, "
+        f"planner predicted {second['guest_name']}"
+    )
     (again,) = [n for n in refilled.nics if n.mac not in by_mac(unplugged)]
     assert (again.onboard, again.name) == ("eno2", "eno2")
     if machine == "pc":
@@ -119,5 +125,7 @@ def test_acpi_index_names_eno1_eno2_then_hotplug_eno3_and_refill_eno2(
     assert sorted(n.name for n in refilled.nics) == ["eno1", "eno2", "eno3"]
     assert sorted(acpi_indexes(dom.XMLDesc(XML_INACTIVE)).values()) == [1, 2, 3]
 
-    print(f"[{machine}] boot to first report: {boot_time:.1f}s, "
-          f"test: {time.monotonic() - started:.1f}s")  # fmt: skip
+    print(
+        f"[{machine}] boot to first report: {boot_time:.1f}s, "
+        f"test: {time.monotonic() - started:.1f}s"
+    )

@@ -59,8 +59,9 @@ def devices(disks: str) -> str:
     """
 
 
-def relayout_define_start(conn, name: str, guest: Guest, vm_dir: Path, console_log: Path,
-                          disks: str):  # fmt: skip
+def relayout_define_start(
+    conn, name: str, guest: Guest, vm_dir: Path, console_log: Path, disks: str
+):
     """The small VM with ``disks``, laid out by ``planner relayout``, defined and started."""
     xml = domain_xml(name, guest, console_log, devices_xml=devices(disks))
     return scenario.relayout_define_start(conn, xml, vm_dir)
@@ -140,8 +141,10 @@ def test_3_nic_after_data_disk_is_ens5(
 
     hotplug(conn, domain_name, "--user")
     plugged = wait_nics(console, 3)
-    print(f"\nscenario 3 guest names: {' '.join(plugged.names)}; disks: "
-          + ", ".join(f"{d.name} serial={d.serial}" for d in plugged.disks))  # fmt: skip
+    print(
+        f"\nscenario 3 guest names: {' '.join(plugged.names)}; disks: "
+        + ", ".join(f"{d.name} serial={d.serial}" for d in plugged.disks)
+    )
     assert plugged.names == ["ens3", "ens4", "ens5"]
     assert [(d.name, d.serial) for d in plugged.disks] == [("vda", "boot"), ("vdb", "data")]
     done(started, boot_time)
@@ -189,8 +192,10 @@ def test_5_unplug_then_refill(conn, domain_name, guest: Guest, vm_dir, console_l
     dom.detachDeviceFlags(etree.tostring(ens4, encoding="unicode"), AFFECT_LIVE | AFFECT_CONFIG)
     unplugged = wait_nics(console, 2)  # the guest's acpiphp ejected it
     assert unplugged.names == ["ens3", "ens5"]
-    wait_until("slot 4 is free in the live XML",
-               lambda: 4 not in [slot_of(el) for el in interfaces(dom.XMLDesc(0))])  # fmt: skip
+    wait_until(
+        "slot 4 is free in the live XML",
+        lambda: 4 not in [slot_of(el) for el in interfaces(dom.XMLDesc(0))],
+    )
     assert [slot_of(el) for el in interfaces(dom.XMLDesc(XML_INACTIVE))] == [3, 5]
 
     after_last = hotplug(conn, domain_name, "--user", "--policy", "after-last")
@@ -200,9 +205,11 @@ def test_5_unplug_then_refill(conn, domain_name, guest: Guest, vm_dir, console_l
 
     lowest = hotplug(conn, domain_name, "--user")  # default policy: lowest
     refilled = wait_nics(console, 4)
-    print(f"\nscenario 5 guest names: {' '.join(unplugged.names)} after the unplug, "
-          f"{' '.join(filled_after.names)} after after-last, "
-          f"{' '.join(refilled.names)} after the default policy")  # fmt: skip
+    print(
+        f"\nscenario 5 guest names: {' '.join(unplugged.names)} after the unplug, "
+        f"{' '.join(filled_after.names)} after after-last, "
+        f"{' '.join(refilled.names)} after the default policy"
+    )
     assert refilled.names == ["ens3", "ens4", "ens5", "ens6"]
     assert lowest["guest_name"] == "ens4"
     done(started, boot_time)
@@ -216,8 +223,17 @@ def test_6_concurrent_hotplugs(conn, domain_name, guest: Guest, vm_dir, console_
     boot_report(console, nics=2, disks=1)
     boot_time = time.monotonic() - started
 
-    argv = [sys.executable, "-m", "planner", "hotplug", "-c", conn.getURI(), domain_name,
-            "--user", "--json"]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "planner",
+        "hotplug",
+        "-c",
+        conn.getURI(),
+        domain_name,
+        "--user",
+        "--json",
+    ]
     procs = [
         subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for _ in range(4)
@@ -242,14 +258,17 @@ def test_7_first_disk_in_document_order_stays_vda(
     conn, domain_name, guest: Guest, vm_dir, console_log
 ) -> None:
     started = time.monotonic()
-    disks = (disk_xml(make_disk(vm_dir, "first", 10), "vda", "first")
-             + disk_xml(make_disk(vm_dir, "second", 20), "vdb", "second"))  # fmt: skip
+    disks = disk_xml(make_disk(vm_dir, "first", 10), "vda", "first") + disk_xml(
+        make_disk(vm_dir, "second", 20), "vdb", "second"
+    )
     relayout_define_start(conn, domain_name, guest, vm_dir, console_log, disks)
     console = Console(console_log)
     boot = boot_report(console, nics=2, disks=2)
     boot_time = time.monotonic() - started
-    print("\nscenario 7 guest disks: "
-          + ", ".join(f"{d.name} serial={d.serial} size={d.size}" for d in boot.disks))  # fmt: skip
+    print(
+        "\nscenario 7 guest disks: "
+        + ", ".join(f"{d.name} serial={d.serial} size={d.size}" for d in boot.disks)
+    )
     assert [(d.name, d.serial, d.size) for d in boot.disks] == [
         ("vda", "first", 10 * MB),
         ("vdb", "second", 20 * MB),

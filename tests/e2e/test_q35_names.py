@@ -70,14 +70,16 @@ def devices(boot_disk: Path) -> str:
 def q35_xml(name: str, guest: Guest, vm_dir: Path, console_log: Path) -> Path:
     """Write the domain XML to vm_dir/domain.xml and return its path."""
     path = vm_dir / "domain.xml"
-    xml = domain_xml(name, guest, console_log, machine="q35",
-                     devices_xml=devices(make_disk(vm_dir, "boot", 10)))  # fmt: skip
+    xml = domain_xml(
+        name, guest, console_log, machine="q35", devices_xml=devices(make_disk(vm_dir, "boot", 10))
+    )
     path.write_text(xml)
     return path
 
 
-def relayout_define_start(conn, name: str, guest: Guest, vm_dir: Path, console_log: Path,
-                          *relayout_args: str):  # fmt: skip
+def relayout_define_start(
+    conn, name: str, guest: Guest, vm_dir: Path, console_log: Path, *relayout_args: str
+):
     """Issue 5's VM, laid out by ``planner relayout``, defined and started."""
     xml = q35_xml(name, guest, vm_dir, console_log).read_text()
     return scenario.relayout_define_start(conn, xml, vm_dir, *relayout_args)
@@ -168,8 +170,10 @@ def test_1_baseline_without_planner(conn, domain_name, guest: Guest, vm_dir, con
     nic = f"<interface type='user'><mac address='{mac}'/><model type='virtio'/></interface>"
     dom.attachDeviceFlags(nic, AFFECT_LIVE | AFFECT_CONFIG)
     plugged = wait_nics(console, 3)
-    print(f"\nscenario 1 (no planner) guest names: {' '.join(boot.names)}, "
-          f"then {' '.join(plugged.names)}")  # fmt: skip
+    print(
+        f"\nscenario 1 (no planner) guest names: {' '.join(boot.names)}, "
+        f"then {' '.join(plugged.names)}"
+    )
     assert plugged.names == ["enp3s0", "enp4s0", "enp9s0"]  # not enp5s0
     assert new_nic(plugged, set(BOOT_MACS)).mac == mac
     assert_show_matches_guest(dom, vm_dir, plugged)
@@ -248,8 +252,7 @@ def test_4_no_spare_port_left_fails_cleanly(
     conn, domain_name, guest: Guest, vm_dir, console_log
 ) -> None:
     started = time.monotonic()
-    dom = relayout_define_start(conn, domain_name, guest, vm_dir, console_log,
-                                "--spare-ports", "1")  # fmt: skip
+    dom = relayout_define_start(conn, domain_name, guest, vm_dir, console_log, "--spare-ports", "1")
     console = Console(console_log)
     boot = boot_report(console, nics=2, disks=1)
     boot_time = time.monotonic() - started
@@ -264,8 +267,10 @@ def test_4_no_spare_port_left_fails_cleanly(
 
     live_before, config_before = dom.XMLDesc(0), dom.XMLDesc(XML_INACTIVE)
     proc = run_planner("hotplug", "-c", conn.getURI(), domain_name, "--user")
-    print(f"\nscenario 4 guest names: {' '.join(plugged.names)}; "
-          f"the next hot-plug: exit {proc.returncode}, stderr {proc.stderr!r}")  # fmt: skip
+    print(
+        f"\nscenario 4 guest names: {' '.join(plugged.names)}; "
+        f"the next hot-plug: exit {proc.returncode}, stderr {proc.stderr!r}"
+    )
     assert proc.returncode == EXIT_NO_ROOM, proc.stderr
     assert "Traceback" not in proc.stderr
     (line,) = proc.stderr.splitlines()
