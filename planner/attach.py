@@ -111,6 +111,17 @@ def _identify(device_xml: str) -> tuple[str, str | None]:
     return kind, mac
 
 
+def _placed_at(domain_xml: str, kind: str, mac: str | None) -> PciAddress | None:
+    """Where libvirt put the device of this kind with this MAC, if it has one."""
+    if not mac:
+        return None
+    for el in Document.parse(domain_xml).root.iterfind(f"devices/{kind}"):
+        found = el.find("mac")
+        if found is not None and (found.get("address") or "").lower() == mac.lower():
+            return pci_address(el)[0]
+    return None
+
+
 def hotplug(
     domain,
     device_xml: str | bytes,
@@ -186,9 +197,12 @@ def _attach_fallback(domain, xml, live, config, dry_run, why) -> HotplugResult:
         domain.attachDeviceFlags(xml, flags)
     except Exception as exc:
         raise LibvirtRefused(f"libvirt refused the attach: {virt.message(exc)}") from None
-    topos = _topologies(virt.domain_xmls(domain))
-    new = [d.address for d in topos[0].devices if d.address and d.address not in before]
-    addr = new[0] if new else None
+    xmls = virt.domain_xmls(domain)
+    topos = _topologies(xmls)
+    addr = _placed_at(next(iter(xmls.values())), kind, mac)
+    if addr is None:  # no MAC to go by: the address that was not there before
+        new = [d.address for d in topos[0].devices if d.address and d.address not in before]
+        addr = new[0] if new else None
     index = next(
         (topos[0].acpi_indexes.get(d.pos) for d in topos[0].devices if addr and d.address == addr),
         None,
