@@ -11,7 +11,7 @@ from pathlib import Path
 from lxml import etree
 
 from . import acpi, devices, virt
-from .errors import InputError, LibvirtRefused, NoRoomError, PlannerError
+from .errors import InputError, LibvirtRefused, NoRoomError, PlannerError, UnsupportedError
 from .hotplug_plan import choose
 from .names import guest_bus_numbers, predict
 from .pci import PciAddress
@@ -157,7 +157,13 @@ def hotplug(
     flags = virt.attach_flags(domain, live, config)
     with virt.domain_lock(domain.UUIDString()):
         for attempt in range(RETRIES):
-            topos = _topologies(virt.domain_xmls(domain))
+            try:
+                topos = _topologies(virt.domain_xmls(domain))
+            except (InputError, UnsupportedError) as exc:
+                if not fallback:
+                    raise
+                xml = etree.tostring(el, encoding="unicode")
+                return _attach_fallback(domain, xml, live, config, dry_run, f"domain XML: {exc}")
             acpi_index = acpi.hotplug_index(topos, el, policy)
             if acpi_index is not None:
                 virt.check_acpi_index_support(domain.connect())
@@ -186,28 +192,42 @@ def hotplug(
     raise LibvirtRefused("the address kept being taken by another attach")  # pragma: no cover
 
 
+def _addresses(domain_xml: str) -> set[PciAddress]:
+    """Every device's own PCI address, read without the topology rules."""
+    devs = Document.parse(domain_xml).root.find("devices")
+    found = (
+        (pci_address(el)[0] for el in devs if isinstance(el.tag, str)) if devs is not None else ()
+    )
+    return {a for a in found if a is not None}
+
+
 def _attach_fallback(domain, xml, live, config, dry_run, why) -> HotplugResult:
-    """--fallback: let libvirt choose the address, then say where it put the device."""
+    """--fallback: let libvirt choose the address, then say where it put the device.
+
+    Works on domains whose XML planner cannot lay out, too: it reads only addresses.
+    """
     kind, mac = _identify(xml)
     if dry_run:
         return HotplugResult(kind, None, None, xml, False, (f"{why}; libvirt would choose",))
     flags = virt.attach_flags(domain, live, config)
-    before = {d.address for t in _topologies(virt.domain_xmls(domain)) for d in t.devices}
+    before = _addresses(next(iter(virt.domain_xmls(domain).values())))
     try:
         domain.attachDeviceFlags(xml, flags)
     except Exception as exc:
         raise LibvirtRefused(f"libvirt refused the attach: {virt.message(exc)}") from None
-    xmls = virt.domain_xmls(domain)
-    topos = _topologies(xmls)
-    addr = _placed_at(next(iter(xmls.values())), kind, mac)
-    if addr is None:  # no MAC to go by: the address that was not there before
-        new = [d.address for d in topos[0].devices if d.address and d.address not in before]
-        addr = new[0] if new else None
-    index = next(
-        (topos[0].acpi_indexes.get(d.pos) for d in topos[0].devices if addr and d.address == addr),
-        None,
-    )
-    name = _guest_name(topos[0], addr, index) if kind == "interface" and addr else None
+    after = next(iter(virt.domain_xmls(domain).values()))
+    addr = _placed_at(after, kind, mac) or min(_addresses(after) - before, default=None)
+    name = None
+    if kind == "interface" and addr:
+        try:
+            topo = read_topology(Document.parse(after))
+        except PlannerError:
+            topo = None
+        if topo is not None:
+            index = next(
+                (topo.acpi_indexes.get(d.pos) for d in topo.devices if d.address == addr), None
+            )
+            name = _guest_name(topo, addr, index)
     warning = f"{why}; libvirt chose {addr if addr else 'an address'}"
     return HotplugResult(kind, addr, name, xml, True, (warning,))
 
