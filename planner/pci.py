@@ -23,14 +23,16 @@ def parse_number(text: str, what: str) -> int:
     s = text.strip()
     if s[:1] == "-":
         raise InputError(f"{what} {text!r} is negative")
-    try:
-        if "_" in s or s[:1] == "+":
-            raise ValueError
-        if s[:2] in ("0x", "0X"):
-            return int(s[2:], 16)
-        return int(s, 8) if len(s) > 1 and s[0] == "0" else int(s, 10)
-    except ValueError:
-        raise InputError(f"{what} {text!r} is not a number") from None
+    hexa = s[:2] in ("0x", "0X")
+    digits = s[2:] if hexa else s
+    if digits.isascii() and digits.isalnum():  # no sign, space or '_' that int() allows
+        try:
+            if hexa:
+                return int(digits, 16)
+            return int(s, 8) if len(s) > 1 and s[0] == "0" else int(s, 10)
+        except ValueError:
+            pass
+    raise InputError(f"{what} {text!r} is not a number")
 
 
 @dataclass(frozen=True, order=True)

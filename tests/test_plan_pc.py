@@ -518,3 +518,12 @@ def test_a_slot_written_with_a_leading_zero_is_octal_as_libvirt_reads_it():
     assert parse_number("010", "slot") == 8
     assert parse_number("0x10", "slot") == 16
     assert parse_number("10", "slot") == 10
+
+
+@pytest.mark.parametrize("text", ["0x-1", "0x 1", "0x_1", "1_0", "+1", "0x", "09", ""])
+def test_numbers_libvirt_would_not_read_are_refused(text):
+    from planner.errors import InputError
+    from planner.pci import parse_number
+
+    with pytest.raises(InputError):
+        parse_number(text, "slot")
