@@ -56,11 +56,17 @@ def test_hotplugged_nic_gets_slot_9_without_planner(
     assert boot.names == ["ens3", "ens4"]
     assert [(d.name, d.serial, d.size) for d in boot.disks] == [("vda", "boot", 20480)]
 
-    # What `virsh attach-device --live --config` does, without an address.
+    # `virsh attach-device --live --config`, without an address: libvirt's first fit.
     nic = f"<interface type='user'><mac address='{HOTPLUG_MAC}'/><model type='virtio'/></interface>"
-    live_and_config = 1 | 2  # VIR_DOMAIN_AFFECT_LIVE | VIR_DOMAIN_AFFECT_CONFIG
-    dom.attachDeviceFlags(nic, live_and_config)
+    nic_file = vm_dir / "nic.xml"
+    nic_file.write_text(nic)
+    virsh = ["virsh", "-c", conn.getURI(), "attach-device", domain_name, str(nic_file)]
+    subprocess.run([*virsh, "--live", "--config"], check=True, capture_output=True)
     plugged = console.wait_for(lambda r: len(r.nics) == 3, timeout=30)
+    print(
+        f"\nscenario 1 (no planner) guest names: {' '.join(boot.names)}, then "
+        f"{' '.join(plugged.names)}"
+    )
     assert plugged.names == ["ens3", "ens4", "ens9"]  # the bug: not ens5
     (new,) = [n for n in plugged.nics if n.mac == HOTPLUG_MAC]
     assert (new.pci, new.slot, new.path) == ("0000:00:09.0", "ens9", "enp0s9")
