@@ -8,7 +8,7 @@ from .layout import Layout
 from .names import name_nics
 from .pci import MAX_SLOT, PciAddress
 from .plan import Plan
-from .relayout import nic_names, plan_document
+from .relayout import nic_names, relayout
 from .topology import Device, Topology, read_topology
 from .xmldoc import Document
 
@@ -64,21 +64,17 @@ def _current_rows(topo: Topology):
 
 
 def show(data: bytes | str, planned: bool = False, as_json: bool = False, **overrides) -> str:
-    """A slot map a person reads at a glance: one row per function in use."""
-    doc = Document.parse(data)
+    """A slot map a person reads at a glance: one row per function in use.
+
+    ``planned`` shows the domain as a relayout would write it (the same output, read back).
+    """
     if planned:
-        plan = plan_document(doc, **overrides)
-        topo, lay = plan.topology, plan.layout
-        rows = [(p.address, p.device) for p in plan.placements]
-        unplaced: list = []
-        parents = plan.controller_addresses()
-        acpi = {**topo.acpi_indexes, **plan.acpi_indexes}
-    else:
-        topo = read_topology(doc)
-        lay = topo.layout
-        rows, unplaced = _current_rows(topo)
-        parents = topo.controller_addresses()
-        acpi = topo.acpi_indexes
+        data = relayout(data, **overrides).xml
+    topo = read_topology(Document.parse(data))
+    lay = topo.layout
+    rows, unplaced = _current_rows(topo)
+    parents = topo.controller_addresses()
+    acpi = topo.acpi_indexes
     numbers, names = name_nics(topo.machine, topo.buses, ((d, a) for a, d in rows), parents, acpi)
     entries = [
         {

@@ -61,10 +61,31 @@ def test_golden_output_is_already_laid_out(sample):
     assert again.plan.moves == ()
 
 
+def _machine(path):
+    from planner.topology import machine_family
+    from planner.xmldoc import Document
+
+    return machine_family(Document.parse(path.read_bytes()).root)[0]
+
+
+PC_SAMPLES = [p for p in SAMPLE_FILES if _machine(p) == "pc"]
+Q35_SAMPLES = [p for p in SAMPLE_FILES if _machine(p) == "q35"]
+
+
+@pytest.mark.parametrize("sample", PC_SAMPLES, ids=[p.name for p in PC_SAMPLES])
 def test_golden_nics_sit_at_slot_3_upwards_in_document_order(sample):
     golden = (GOLDEN / sample.name).read_text(encoding="utf-8")
     nics = nic_slots(golden)
     assert nics == [(0, 3 + i, 0) for i in range(len(nics))]
+
+
+@pytest.mark.parametrize("sample", Q35_SAMPLES, ids=[p.name for p in Q35_SAMPLES])
+def test_golden_q35_nics_are_enp1s0_enp2s0_in_document_order(sample):
+    from planner.relayout import nic_names
+
+    plan = relayout((GOLDEN / sample.name).read_text(encoding="utf-8")).plan
+    names = [name for _, _, name in nic_names(plan)]
+    assert names == [f"enp{i}s0" for i in range(1, len(names) + 1)] and names
 
 
 def test_sample_and_its_relayout_validate_against_libvirts_schema(sample, tmp_path):
