@@ -34,12 +34,18 @@ CONF
 fi
 
 mkdir -p /run/libvirt /var/log/libvirt/qemu /var/lib/libvirt/images
-pgrep -x virtlogd >/dev/null || virtlogd -d
-if ! pgrep -x libvirtd >/dev/null; then
-  libvirtd -d
-fi
-for _ in $(seq 1 50); do
-  virsh -c qemu:///system version >/dev/null 2>&1 && break
+
+# Start virtlogd and libvirtd unless they run; retry while one of them is still shutting
+# down (its socket gone, or the pidfile lock still held), until libvirtd answers.
+ensure() {  # daemon socket
+  if ! pgrep -x "$1" >/dev/null || [ ! -S "$2" ]; then
+    pgrep -x "$1" >/dev/null || "$1" -d || true
+  fi
+}
+for _ in $(seq 1 100); do
+  ensure virtlogd /run/libvirt/virtlogd-sock
+  ensure libvirtd /run/libvirt/libvirt-sock
+  [ -S /run/libvirt/virtlogd-sock ] && virsh -c qemu:///system version >/dev/null 2>&1 && break
   sleep 0.2
 done
 virsh -c qemu:///system version >/dev/null
