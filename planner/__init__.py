@@ -8,8 +8,7 @@ The public API is small and import-light (libvirt is imported only by hot-plug):
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+from ._version import __version__
 from .errors import PlannerError
 from .policy import Policy
 from .relayout import RelayoutResult, relayout

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from lxml import etree
 
 from .errors import InputError, NoRoomError
+from .pci import parse_number
 from .plan import Plan
 from .topology import Device, Role, Topology
 
@@ -140,8 +141,6 @@ def choose_index(
 
 def requested_index(el: etree._Element) -> int | None:
     """The index a device element brings in ``<acpi index=.../>``, if any."""
-    from .pci import parse_number
-
     acpi = el.find("acpi")
     if acpi is None or acpi.get("index") is None:
         return None
@@ -154,7 +153,7 @@ def enabled(topos: list[Topology]) -> bool:
     The first topology with a layout for its machine type decides, as for the slots.
     """
     for t in topos:
-        if t.layout is not None and t.layout.machine == t.machine:
+        if t.layout is not None:
             return t.layout.policy.acpi_index
     return False
 
@@ -173,13 +172,11 @@ def hotplug_index(topos: list[Topology], el: etree._Element, policy: str) -> int
     return None
 
 
-def with_index(xml: str, index: int | None) -> str:
-    """A device's XML with ``<acpi index='N'/>`` set (unchanged for None)."""
+def set_index(el: etree._Element, index: int | None) -> None:
+    """Set ``<acpi index='N'/>`` on a device element (nothing for None)."""
     if index is None:
-        return xml
-    el = etree.fromstring(xml)
+        return
     acpi = el.find("acpi")
     if acpi is None:
         acpi = etree.SubElement(el, "acpi")
     acpi.set("index", str(index))
-    return etree.tostring(el, encoding="unicode")

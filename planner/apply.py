@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lxml import etree
 
-from . import __version__
 from . import layout as layout_md
+from ._version import __version__
 from .pci import PciAddress
 from .plan import Placement, Plan
 from .xmldoc import Document, Editor
@@ -127,7 +127,8 @@ def _write_metadata(ed: Editor, doc: Document, plan: Plan, q: str, unit: str) ->
     existing = layout_md.find(doc.root)
     if existing is not None:
         # Compare meaning, not bytes: libvirt re-serialises metadata on define.
-        if layout_md.read(doc.root) != plan.layout or existing.get("version") != __version__:
+        recorded = plan.topology.layout
+        if recorded != plan.layout or existing.get("version") != __version__:
             ed.replace(existing, rendered)
         return
     metadata = doc.root.find("metadata")

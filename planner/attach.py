@@ -1,8 +1,13 @@
-"""``planner hotplug``: attach a device through libvirt at the address the layout keeps for it."""
+"""Hot-plug orchestration: attach a device through libvirt at the address the layout keeps.
+
+The device is parsed once (:func:`planner.xmldoc.parse_element`), its element is
+edited (address, ACPI index) and serialised once. libvirt is reached only through
+:mod:`planner.virt`, which raises typed errors and closes what it opens.
+"""
 
 from __future__ import annotations
 
-import json
+import copy
 import sys
 import time
 from dataclasses import dataclass, field
@@ -11,11 +16,19 @@ from pathlib import Path
 from lxml import etree
 
 from . import acpi, devices, virt
-from .errors import InputError, LibvirtRefused, NoRoomError, PlannerError, UnsupportedError
+from .errors import (
+    AddressClash,
+    InputError,
+    LibvirtRefused,
+    NoRoomError,
+    PlannerError,
+    UnsupportedError,
+)
 from .hotplug_plan import choose
+from .machines import read_topology
 from .names import guest_bus_numbers, predict
 from .pci import PciAddress
-from .topology import Topology, pci_address, read_topology
+from .topology import Topology, pci_address
 from .xmldoc import Document, parse_element
 
 RETRIES = 5  # attempts when another tool takes the chosen address first
@@ -80,35 +93,27 @@ def _topologies(xmls: dict[str, str]) -> list[Topology]:
 
 def _guest_name(topo: Topology, addr: PciAddress, acpi_index: int | None) -> str:
     numbers = guest_bus_numbers(topo.buses, topo.controller_addresses())
-    return predict(topo.machine, addr, numbers, False, acpi_index)
+    return predict(topo.chipset, addr, numbers, False, acpi_index)
 
 
-def _with_address(el: etree._Element, addr: PciAddress) -> str:
-    el = etree.fromstring(etree.tostring(el))
+def _set_address(el: etree._Element, addr: PciAddress) -> None:
+    """Give the device element this PCI address (replacing any it had)."""
     for old in el.findall("address"):
         el.remove(old)
     etree.SubElement(el, "address", {"type": "pci", **addr.attrs()})
-    return etree.tostring(el, encoding="unicode")
 
 
-def _identify(device_xml: str) -> tuple[str, str | None]:
-    """(element name, MAC) of a device, read as plain data with xmltodict."""
-    from xml.parsers.expat import ExpatError
+def _child(el: etree._Element, name: str) -> etree._Element | None:
+    """The first child of that local name, whatever the element's namespace."""
+    return next(
+        (c for c in el if isinstance(c.tag, str) and etree.QName(c).localname == name), None
+    )
 
-    import xmltodict
 
-    try:
-        data = xmltodict.parse(device_xml, disable_entities=True)
-    except ExpatError as exc:  # not well-formed: libvirt cannot read it either
-        raise InputError(f"malformed device XML: {exc}") from None
-    except ValueError as exc:  # xmltodict refuses entity declarations
-        raise InputError(
-            f"device XML declares entities: not passed on, even with --fallback ({exc})"
-        ) from None
-    kind = next(iter(data))
-    body = data[kind] if isinstance(data[kind], dict) else {}
-    mac = body.get("mac", {}).get("@address") if isinstance(body.get("mac"), dict) else None
-    return kind, mac
+def _identify(el: etree._Element) -> tuple[str, str | None]:
+    """(element name, MAC) of a device, from the element already parsed."""
+    mac = _child(el, "mac")
+    return etree.QName(el).localname, mac.get("address") if mac is not None else None
 
 
 def _placed_at(domain_xml: str, kind: str, mac: str | None) -> PciAddress | None:
@@ -141,29 +146,37 @@ def hotplug(
     Attaches LIVE|CONFIG as the domain's state allows, so a restart keeps the slot.
     On a domain laid out with ACPI indexes a NIC also gets an unused index, chosen by
     the same policy (see :mod:`planner.acpi`), and the guest names it ``eno<N>``.
+    A connection opened here (``conn`` None or a URI) is closed before returning.
     """
+    options = dict(policy=policy, live=live, config=config, dry_run=dry_run, fallback=fallback)
     if isinstance(domain, str):
-        conn = conn if conn is not None and not isinstance(conn, str) else virt.connect(conn)
+        if conn is None or isinstance(conn, str):
+            with virt.connection(conn) as opened:
+                return _hotplug(virt.lookup(opened, domain), device_xml, **options)
         domain = virt.lookup(conn, domain)
-    try:
-        el = parse_element(device_xml)
-    except InputError:
-        if not fallback:
-            raise
-        return _attach_fallback(domain, device_xml, live, config, dry_run, "device XML unreadable")
-    if not devices.is_pci(el):
-        raise InputError(f"<{el.tag}> is not a PCI device: attach it with virsh attach-device")
-    requested, _ = pci_address(el)
+    return _hotplug(domain, device_xml, **options)
+
+
+def _hotplug(domain, device_xml, *, policy, live, config, dry_run, fallback) -> HotplugResult:
+    # Unreadable device XML is refused even with fallback: libvirt could not read it
+    # either, and planner never passes on what its hardened parser refused.
+    original = parse_element(device_xml)
+    if not devices.is_pci(original):
+        raise InputError(
+            f"<{original.tag}> is not a PCI device: attach it with virsh attach-device",
+            element=original.tag,
+        )
+    requested, _ = pci_address(original)
     flags = virt.attach_flags(domain, live, config)
     with virt.domain_lock(domain.UUIDString()):
         for attempt in range(RETRIES):
+            el = copy.deepcopy(original)  # each attempt edits the device as it was given
             try:
                 topos = _topologies(virt.domain_xmls(domain))
             except (InputError, UnsupportedError) as exc:
                 if not fallback:
                     raise
-                xml = etree.tostring(el, encoding="unicode")
-                return _attach_fallback(domain, xml, live, config, dry_run, f"domain XML: {exc}")
+                return _attach_fallback(domain, el, flags, dry_run, f"domain XML: {exc}")
             acpi_index = acpi.hotplug_index(topos, el, policy)
             if acpi_index is not None:
                 virt.check_acpi_index_support(domain.connect())
@@ -172,9 +185,11 @@ def hotplug(
             except NoRoomError as exc:
                 if not fallback:
                     raise
-                xml = acpi.with_index(etree.tostring(el, encoding="unicode"), acpi_index)
-                return _attach_fallback(domain, xml, live, config, dry_run, str(exc))
-            xml = acpi.with_index(_with_address(el, choice.address), acpi_index)
+                acpi.set_index(el, acpi_index)
+                return _attach_fallback(domain, el, flags, dry_run, str(exc))
+            _set_address(el, choice.address)
+            acpi.set_index(el, acpi_index)
+            xml = etree.tostring(el, encoding="unicode")
             name = (
                 _guest_name(topos[0], choice.address, acpi_index) if el.tag == "interface" else None
             )
@@ -182,13 +197,13 @@ def hotplug(
             if dry_run:
                 return result
             try:
-                domain.attachDeviceFlags(xml, flags)
+                virt.attach(domain, xml, flags)
                 return result
-            except Exception as exc:  # libvirt.libvirtError
-                if virt.is_address_clash(exc) and requested is None and attempt < RETRIES - 1:
+            except AddressClash:
+                if requested is None and attempt < RETRIES - 1:
                     time.sleep(0.05 * (attempt + 1))
                     continue
-                raise LibvirtRefused(f"libvirt refused the attach: {virt.message(exc)}") from None
+                raise
     raise LibvirtRefused("the address kept being taken by another attach")  # pragma: no cover
 
 
@@ -201,20 +216,17 @@ def _addresses(domain_xml: str) -> set[PciAddress]:
     return {a for a in found if a is not None}
 
 
-def _attach_fallback(domain, xml, live, config, dry_run, why) -> HotplugResult:
+def _attach_fallback(domain, el: etree._Element, flags: int, dry_run: bool, why: str):
     """--fallback: let libvirt choose the address, then say where it put the device.
 
     Works on domains whose XML planner cannot lay out, too: it reads only addresses.
     """
-    kind, mac = _identify(xml)
+    kind, mac = _identify(el)
+    xml = etree.tostring(el, encoding="unicode")
     if dry_run:
         return HotplugResult(kind, None, None, xml, False, (f"{why}; libvirt would choose",))
-    flags = virt.attach_flags(domain, live, config)
     before = _addresses(next(iter(virt.domain_xmls(domain).values())))
-    try:
-        domain.attachDeviceFlags(xml, flags)
-    except Exception as exc:
-        raise LibvirtRefused(f"libvirt refused the attach: {virt.message(exc)}") from None
+    virt.attach(domain, xml, flags)
     after = next(iter(virt.domain_xmls(domain).values()))
     addr = _placed_at(after, kind, mac) or min(_addresses(after) - before, default=None)
     name = None
@@ -230,46 +242,3 @@ def _attach_fallback(domain, xml, live, config, dry_run, why) -> HotplugResult:
             name = _guest_name(topo, addr, index)
     warning = f"{why}; libvirt chose {addr if addr else 'an address'}"
     return HotplugResult(kind, addr, name, xml, True, (warning,))
-
-
-def run_cli(args) -> int:
-    if args.device:
-        if args.network or args.bridge or args.user or args.template or args.mac:
-            raise PlannerError("give a device file or NIC options, not both")
-        try:
-            data = sys.stdin.read() if args.device == "-" else Path(args.device).read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise InputError(f"cannot read {args.device}: {exc}") from None
-    else:
-        if args.network:
-            data = render_nic("network", args.network, args.model, args.mac, args.template)
-        elif args.bridge:
-            data = render_nic("bridge", args.bridge, args.model, args.mac, args.template)
-        elif args.user:
-            data = render_nic("user", None, args.model, args.mac, args.template)
-        else:
-            raise PlannerError(
-                "give a device XML file, or a NIC with --network, --bridge or --user"
-            )
-    result = hotplug(
-        args.domain,
-        data,
-        conn=args.connect,
-        policy=args.policy,
-        live=args.live,
-        config=args.config,
-        dry_run=args.dry_run,
-        fallback=args.fallback,
-    )
-    for w in result.warnings:
-        print(f"planner: warning: {w}", file=sys.stderr)
-    if args.json:
-        out = result.as_dict()
-        if args.dry_run:
-            out["xml"] = result.xml
-        print(json.dumps(out, indent=2))
-    elif args.dry_run:
-        print(result.xml)
-    else:
-        print(result.summary())
-    return 0

@@ -1,25 +1,37 @@
-"""Errors the CLI turns into one line on stderr and a distinct exit code."""
+"""planner's errors: typed, one-line messages, carrying the data an orchestrator acts on.
+
+No exit codes here: the command line (:mod:`planner.cli`) maps each class to one.
+Messages never name command-line options; ``option`` says which setting (a
+:class:`~planner.policy.Policy` field) an error is about, for the CLI to hint at.
+"""
 
 from __future__ import annotations
 
-# Exit codes. 1 is reserved for ``relayout --check`` ("would change").
-EXIT_CHECK_DIRTY = 1
-EXIT_INPUT = 2  # unreadable/hostile XML, invalid domain, impossible or unsupported request
-EXIT_NO_ROOM = 3  # hot-plug: the NIC range (or the non-NIC block) is full
-EXIT_NOT_FOUND = 4  # hot-plug: no such domain
-EXIT_UNREACHABLE = 5  # libvirtd cannot be reached
-EXIT_LIBVIRT = 6  # libvirt refused the request
+from typing import Any
 
 
 class PlannerError(Exception):
-    """An error with a one-line message meant for the user and an exit code."""
+    """An error with a one-line message meant for the user.
 
-    exit_code = EXIT_INPUT
+    element: the tag of the element at fault; address: the PCI address concerned;
+    limit: the bound that was hit; option: the Policy field the request came from.
+    """
 
-    def __init__(self, message: str, exit_code: int | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        element: str | None = None,
+        address: Any = None,
+        limit: int | None = None,
+        option: str | None = None,
+    ):
         super().__init__(message)
-        if exit_code is not None:
-            self.exit_code = exit_code
+        self.message = message
+        self.element = element
+        self.address = address
+        self.limit = limit
+        self.option = option
 
 
 class InputError(PlannerError):
@@ -27,7 +39,7 @@ class InputError(PlannerError):
 
 
 class UnsupportedError(PlannerError):
-    """A machine type or device arrangement planner does not lay out (yet)."""
+    """A machine type, architecture or feature planner does not handle (yet)."""
 
 
 class ImpossibleError(PlannerError):
@@ -37,16 +49,26 @@ class ImpossibleError(PlannerError):
 class NoRoomError(PlannerError):
     """Hot-plug: no free place left in the part of the layout the device belongs to."""
 
-    exit_code = EXIT_NO_ROOM
+
+class VirtError(PlannerError):
+    """An error at the libvirt edge (:mod:`planner.virt`)."""
+
+    def __init__(self, message: str, *, domain: str | None = None, **data):
+        super().__init__(message, **data)
+        self.domain = domain
 
 
-class DomainNotFound(PlannerError):
-    exit_code = EXIT_NOT_FOUND
+class DomainNotFound(VirtError):
+    """No domain by that name or UUID."""
 
 
-class Unreachable(PlannerError):
-    exit_code = EXIT_UNREACHABLE
+class Unreachable(VirtError):
+    """libvirtd cannot be reached, or libvirt-python is missing."""
 
 
-class LibvirtRefused(PlannerError):
-    exit_code = EXIT_LIBVIRT
+class LibvirtRefused(VirtError):
+    """libvirt refused the request (attach, define, a read)."""
+
+
+class AddressClash(LibvirtRefused):
+    """libvirt refused an attach because the address (or ACPI index) is taken."""

@@ -2,20 +2,24 @@
 
 systemd's default NamePolicy (``kernel database onboard slot path``) takes, in order:
 ``eno<N>`` from an ACPI index, ``ens<N>`` from the hot-plug slot, then the path name
-``enp<bus>s<slot>``. On i440fx every slot of bus 0 is an ACPI hot-plug slot whose
-number is the slot, hence ``ens<slot>``. Behind bridges and root ports the path
-name applies, and ``<bus>`` is the number the guest gives the bus when it
-enumerates the PCI tree, depth first, in address order: not libvirt's index.
-A function suffix ``f<N>`` is added for functions > 0 and multifunction slots.
+``enp<bus>s<slot>``. Which slots carry a hot-plug slot number is the machine's
+rule (:meth:`planner.machines.Machine.nic_name`). Where the path name applies,
+``<bus>`` is the number the guest gives the bus when it enumerates the PCI tree,
+depth first, in address order: not libvirt's index. A function suffix ``f<N>``
+is added for functions > 0 and multifunction slots.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from .pci import PciAddress
 from .topology import Bus, Device, Role
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .machines import Machine
 
 
 def guest_bus_numbers(buses: dict[int, Bus], parent_of: dict[int, PciAddress]) -> dict[int, int]:
@@ -48,8 +52,16 @@ def guest_bus_numbers(buses: dict[int, Bus], parent_of: dict[int, PciAddress]) -
     return numbers
 
 
+def path_name(addr: PciAddress, bus_numbers: dict[int, int], func: str) -> str:
+    """``enp<bus>s<slot>[f<fn>]``: the name by the device's place in the PCI tree."""
+    bus = bus_numbers.get(addr.bus)
+    if bus is None:
+        return "?"
+    return f"enp{bus}s{addr.slot}{func}"
+
+
 def predict(
-    machine: str,
+    machine: Machine,
     addr: PciAddress,
     bus_numbers: dict[int, int],
     multifunction: bool,
@@ -58,16 +70,11 @@ def predict(
     if acpi_index:
         return f"eno{acpi_index}"
     func = f"f{addr.function}" if addr.function or multifunction else ""
-    if machine == "pc" and addr.bus == 0:
-        return f"ens{addr.slot}{func}"
-    bus = bus_numbers.get(addr.bus)
-    if bus is None:
-        return "?"
-    return f"enp{bus}s{addr.slot}{func}"
+    return machine.nic_name(addr, bus_numbers, func)
 
 
 def name_nics(
-    machine: str,
+    machine: Machine,
     buses: dict[int, Bus],
     rows: Iterable[tuple[Device, PciAddress]],
     parents: dict[int, PciAddress],

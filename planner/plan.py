@@ -1,10 +1,13 @@
-"""A plan: where every PCI device of a domain goes. Pure data, no XML."""
+"""Plan types: where every PCI device of a domain goes. Pure data, no XML.
+
+The machines (:mod:`planner.machines`) build these; nothing here knows a machine.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .layout import Layout
+from .layout import LayoutRecord
 from .pci import PciAddress
 from .policy import Policy
 from .topology import Device, Role, Topology
@@ -30,7 +33,7 @@ class Placement:
 
 @dataclass(frozen=True)
 class NewController:
-    """A PCI controller the plan adds: a pci-bridge on pc, a pcie-root-port on q35."""
+    """A PCI controller the plan adds (a pci-bridge, a pcie-root-port, ...)."""
 
     index: int
     model: str
@@ -44,7 +47,7 @@ class NewController:
 class Plan:
     topology: Topology
     policy: Policy
-    layout: Layout
+    layout: LayoutRecord
     placements: tuple[Placement, ...]
     new_controllers: tuple[NewController, ...] = ()
     acpi_indexes: dict[int, int] = field(default_factory=dict)  # device pos -> index to set
@@ -78,18 +81,10 @@ class Plan:
         return tuple(p for p in self.placements if p.device.role is Role.NIC)
 
 
-def make_plan(topology: Topology, policy: Policy) -> Plan:
-    """Plan the layout of a domain for its machine type."""
-    if topology.machine == "q35":
-        from .plan_q35 import plan_q35
+@dataclass(frozen=True)
+class Choice:
+    """Where a hot-plugged device goes, under which layout, with what to tell the user."""
 
-        plan = plan_q35(topology, policy)
-    else:
-        from .plan_pc import plan_pc
-
-        plan = plan_pc(topology, policy)
-    if policy.acpi_index:
-        from .acpi import assign_acpi_indexes
-
-        plan = assign_acpi_indexes(plan)
-    return plan
+    address: PciAddress
+    layout: LayoutRecord
+    warnings: tuple[str, ...] = ()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
-
-from .layout import Layout
+from .machines import read_topology
 from .names import name_nics
-from .pci import MAX_SLOT, PciAddress
+from .pci import PciAddress
 from .plan import Plan
 from .relayout import nic_names, relayout
-from .topology import Device, Topology, read_topology
+from .topology import Device, Topology
 from .xmldoc import Document
 
 
@@ -18,20 +16,8 @@ def _dev(d: Device) -> str:
 
 
 def plan_json(plan: Plan, changed: bool) -> dict:
-    lay = plan.layout
     out: dict = {"machine": plan.topology.machine, "changed": changed}
-    if lay.machine == "pc":
-        out["nic_range"] = {
-            "bus": 0,
-            "first_slot": lay.nic_first,
-            "last_slot": lay.nic_first + lay.nic_capacity - 1,
-            "capacity": lay.nic_capacity,
-        }
-        out["other_first_slot"] = lay.other_first
-    else:
-        out["nic_ports"] = list(lay.nic_ports)
-        out["other_ports"] = list(lay.other_ports)
-        out["spare_other_ports"] = list(lay.spare_other_ports)
+    out.update(plan.layout.as_json())
     out["moves"] = [
         {
             "device": _dev(p.device),
@@ -63,8 +49,8 @@ def _current_rows(topo: Topology):
     return placed, unplaced
 
 
-def show(data: bytes | str, planned: bool = False, as_json: bool = False, **overrides) -> str:
-    """A slot map a person reads at a glance: one row per function in use.
+def show_data(data: bytes | str, planned: bool = False, **overrides) -> dict:
+    """The slot map as data: machine, slots in use, free slots, unassigned devices.
 
     ``planned`` shows the domain as a relayout would write it (the same output, read back).
     """
@@ -75,7 +61,7 @@ def show(data: bytes | str, planned: bool = False, as_json: bool = False, **over
     rows, unplaced = _current_rows(topo)
     parents = topo.controller_addresses()
     acpi = topo.acpi_indexes
-    numbers, names = name_nics(topo.machine, topo.buses, ((d, a) for a, d in rows), parents, acpi)
+    numbers, names = name_nics(topo.chipset, topo.buses, ((d, a) for a, d in rows), parents, acpi)
     entries = [
         {
             "address": _bsf(a),
@@ -85,20 +71,27 @@ def show(data: bytes | str, planned: bool = False, as_json: bool = False, **over
         }
         for a, d in sorted(rows, key=lambda r: (numbers.get(r[0].bus, 999), r[0]))
     ]
-    free = _free(topo, lay, rows)
-    if as_json:
-        return (
-            json.dumps(
-                {
-                    "machine": topo.machine,
-                    "slots": entries,
-                    "free": free,
-                    "unassigned": [_dev(d) for _, d in unplaced],
-                },
-                indent=2,
-            )
-            + "\n"
-        )
+    free = topo.chipset.free_slots(topo, lay, {(a.bus, a.slot) for a, _ in rows})
+    return {
+        "machine": topo.machine,
+        "slots": entries,
+        "free": free,
+        "unassigned": [_dev(d) for _, d in unplaced],
+        "_unplaced": unplaced,
+        "_laid_out": lay is not None,
+    }
+
+
+def show_json(data: dict) -> str:
+    import json
+
+    public = {k: v for k, v in data.items() if not k.startswith("_")}
+    return json.dumps(public, indent=2) + "\n"
+
+
+def show_table(data: dict) -> str:
+    """A slot map a person reads at a glance: one row per function in use."""
+    entries, free, unplaced = data["slots"], data["free"], data["_unplaced"]
     lines = [f"{'bus:slot.fn':<12} {'device':<52} {'role':<13} guest name"]
     for e in entries:
         lines.append(f"{e['address']:<12} {e['device'][:52]:<52} {e['role']:<13} {e['guest_name']}")
@@ -108,43 +101,16 @@ def show(data: bytes | str, planned: bool = False, as_json: bool = False, **over
         lines.append(
             f"{'--:--.-':<12} {_dev(d)[:52]:<52} {d.role.value:<13} (libvirt assigns at define)"
         )
-    if lay is None:
+    if not data["_laid_out"]:
         lines.append("no planner layout recorded: run `planner relayout` to pin it")
     return "\n".join(lines) + "\n"
 
 
+def show(data: bytes | str, planned: bool = False, as_json: bool = False, **overrides) -> str:
+    """``planner show``'s output: the slot map as a table, or as JSON."""
+    result = show_data(data, planned, **overrides)
+    return show_json(result) if as_json else show_table(result)
+
+
 def _bsf(a: PciAddress) -> str:
     return f"{a.bus:02x}:{a.slot:02x}.{a.function:x}"
-
-
-def _free(topo: Topology, lay: Layout | None, rows) -> list[dict]:
-    """Free slots of bus 0 (pc) or empty root ports (q35), as ranges with their role."""
-    used = {(a.bus, a.slot) for a, _ in rows}
-    if topo.machine == "pc":
-        nic = set(lay.nic_slots) if lay else set()
-        cells = [
-            (s, "nic-reserved" if s in nic else "free")
-            for s in range(2, MAX_SLOT + 1)
-            if (0, s) not in used
-        ]
-        out: list[dict] = []
-        for slot, role in cells:
-            if out and out[-1]["role"] == role and out[-1]["_last"] == slot - 1:
-                out[-1]["_last"] = slot
-            else:
-                out.append({"_first": slot, "_last": slot, "role": role})
-        return [
-            {
-                "slots": f"00:{f['_first']:02x}"
-                + (f"-{f['_last']:02x}" if f["_last"] != f["_first"] else ""),
-                "role": f["role"],
-            }
-            for f in out
-        ]
-    nic_ports = set(lay.nic_ports) if lay else set()
-    busy = {a.bus for a, _ in rows}
-    return [
-        {"slots": f"port {i}", "role": "nic-reserved" if i in nic_ports else "free"}
-        for i, b in sorted(topo.buses.items())
-        if b.model == "pcie-root-port" and i not in busy
-    ]

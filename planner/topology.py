@@ -6,16 +6,19 @@ pure function of a :class:`Topology` and a :class:`~planner.policy.Policy`.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from . import devices, layout
-from .errors import InputError, UnsupportedError
+from .errors import InputError
 from .pci import MAX_FUNCTION, MAX_SLOT, PciAddress, parse_number
 from .xmldoc import Document, dominant_quote
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from .machines import Machine
 
 
 class Role(str, Enum):
@@ -69,13 +72,18 @@ class Bus:
 
 @dataclass(frozen=True)
 class Topology:
-    machine: str  # "pc" or "q35": the chipset family
-    machine_type: str  # as written in the domain, e.g. "pc-i440fx-7.2"
+    chipset: Machine  # the machine module that lays this domain out
+    machine_type: str  # as written in the domain (or as libvirt resolved it)
     devices: tuple[Device, ...]
     buses: dict[int, Bus]
     aliases: tuple[tuple[int, int], ...]  # (console pos, serial pos) sharing one address
-    layout: layout.Layout | None  # recorded by an earlier relayout
+    layout: layout.LayoutRecord | None  # recorded by an earlier relayout for this machine
     acpi_indexes: dict[int, int]  # device pos -> <acpi index>
+
+    @property
+    def machine(self) -> str:
+        """The machine's name, as the metadata and ``--json`` write it."""
+        return self.chipset.name
 
     @property
     def nics(self) -> tuple[Device, ...]:
@@ -90,25 +98,6 @@ class Topology:
             if d.pos == pos:
                 return d
         raise KeyError(pos)
-
-
-_PC = re.compile(r"^(pc|pc-i440fx-.*|pc-\d.*)$")
-_Q35 = re.compile(r"^(q35|pc-q35-.*)$")
-_X86 = {"x86_64", "i686"}
-
-
-def machine_family(root: etree._Element) -> tuple[str, str]:
-    """("pc"|"q35", machine type) for x86 machines; anything else is not supported yet."""
-    typ = root.find("os/type")
-    arch = typ.get("arch", "x86_64") if typ is not None else "x86_64"
-    mtype = (typ.get("machine") if typ is not None else None) or "pc"
-    if arch not in _X86:
-        raise UnsupportedError(f"architecture {arch} (machine {mtype}) is not supported yet")
-    if _PC.match(mtype):
-        return "pc", mtype
-    if _Q35.match(mtype):
-        return "q35", mtype
-    raise UnsupportedError(f"machine type {mtype!r} is not supported yet")
 
 
 def pci_address(el: etree._Element) -> tuple[PciAddress | None, bool]:
@@ -136,7 +125,7 @@ def _int_attr(el: etree._Element | None, name: str) -> int | None:
     return parse_number(el.get(name), name)
 
 
-def _primary_video(devs: etree._Element) -> etree._Element | None:
+def primary_video(devs: etree._Element) -> etree._Element | None:
     videos = devs.findall("video")
     for v in videos:
         model = v.find("model")
@@ -145,52 +134,12 @@ def _primary_video(devs: etree._Element) -> etree._Element | None:
     return videos[0] if videos else None
 
 
-def _fixed_pc(el: etree._Element, primary_video) -> PciAddress | None:
-    """The address libvirt's i440fx rules pin a device to, if any.
-
-    PIIX3 sits in slot 1: IDE controller 0 at 1.1, the PIIX3 USB controller at 1.2.
-    The primary video card goes to slot 2 (qemuDomainValidateDevicePCISlotsPIIX3).
-    """
-    if el.tag == "controller":
-        ctype, index = el.get("type"), el.get("index", "0")
-        if ctype == "ide" and parse_number(index, "index") == 0:
-            return PciAddress(0, 0, 1, 1)
-        if (
-            ctype == "usb"
-            and parse_number(index, "index") == 0
-            and el.get("model", "piix3-uhci") == "piix3-uhci"
-        ):
-            return PciAddress(0, 0, 1, 2)
-    if el is primary_video:
-        return PciAddress(0, 0, 2, 0)
-    return None
-
-
-def _fixed_q35(el: etree._Element, primary_video) -> PciAddress | None:
-    """Integrated devices libvirt pins on pcie-root (qemuDomainValidateDevicePCISlotsQ35).
-
-    The ICH9 SATA controller 0 at 1f.2, the primary video at 01.0, the ICH9 USB2
-    controllers 0 at 1d, an ICH9 sound card at 1b.0.
-    """
-    if el.tag == "controller":
-        ctype, index = el.get("type"), parse_number(el.get("index", "0"), "index")
-        if ctype == "sata" and index == 0:
-            return PciAddress(0, 0, 0x1F, 2)
-        model = el.get("model", "")
-        if ctype == "usb" and index == 0 and model in devices.USB2_FUNCTIONS:
-            return PciAddress(0, 0, 0x1D, devices.USB2_FUNCTIONS[model])
-    if el is primary_video:
-        return PciAddress(0, 0, 1, 0)
-    if el.tag == "sound" and el.get("model") == "ich9":
-        return PciAddress(0, 0, 0x1B, 0)
-    return None
-
-
-def _implicit(devs: etree._Element, family: str, quote: str) -> list[tuple[str, str, str]]:
+def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[str, str, str]]:
     """Devices libvirt adds by itself at define time, which would then take a free slot.
 
     Returns (kind, model, markup) for: the SCSI, SATA and virtio-serial controllers
-    that disks, hostdevs, channels and consoles need, and the default virtio memballoon.
+    that disks, hostdevs, channels and consoles need, the machine's own implicit
+    devices (:meth:`Machine.implicit_devices`), and the default virtio memballoon.
     """
     q = quote
     out: list[tuple[str, str, str]] = []
@@ -230,7 +179,7 @@ def _implicit(devs: etree._Element, family: str, quote: str) -> list[tuple[str, 
         need("scsi", ctrl, "lsilogic")
     sata = [drive_controller(el, 6) for el in disks if devices.disk_bus(el) == "sata"]
     for ctrl in range(max(sata, default=-1) + 1):
-        if family == "pc" or ctrl > 0:  # q35's SATA controller 0 is built in at 1f.2
+        if ctrl > 0 or not machine.builtin_sata0:  # some chipsets have SATA controller 0 built in
             need("sata", ctrl, "")
     for el in [*devs.findall("channel"), *devs.findall("console")]:
         target, addr = el.find("target"), el.find("address")
@@ -238,14 +187,7 @@ def _implicit(devs: etree._Element, family: str, quote: str) -> list[tuple[str, 
             on = addr is not None and addr.get("type") == "virtio-serial"
             ctrl = parse_number(addr.get("controller", "0"), "controller") if on else 0
             need("virtio-serial", ctrl, "")
-    if family == "q35" and not any(c.get("type") == "usb" for c in devs.findall("controller")):
-        out.append(
-            (
-                "controller",
-                "qemu-xhci",
-                f"<controller type={q}usb{q} index={q}0{q} model={q}qemu-xhci{q}/>",
-            )
-        )
+    out.extend(machine.implicit_devices(devs, q))
     if devs.find("memballoon") is None:
         out.append(("memballoon", "virtio", f"<memballoon model={q}virtio{q}/>"))
     return out
@@ -277,15 +219,17 @@ def _pci_indexes(devs: etree._Element) -> dict[int, int]:
     return out
 
 
-def read_topology(doc: Document) -> Topology:
-    """Read a domain's PCI topology. Raises InputError for addresses libvirt would refuse."""
+def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
+    """Read a domain's PCI topology on ``machine`` (see :func:`planner.machines.read_topology`).
+
+    Raises InputError for addresses libvirt would refuse.
+    """
     root = doc.root
-    family, mtype = machine_family(root)
     devs = root.find("devices")
     if devs is None:
         devs = etree.SubElement(etree.Element("domain"), "devices")  # no devices: empty set
 
-    primary_video = _primary_video(devs)
+    video = primary_video(devs)
     items: list[Device] = []
     buses: dict[int, Bus] = {}
     serial_addr: dict[PciAddress, int] = {}
@@ -326,7 +270,7 @@ def read_topology(doc: Document) -> Topology:
         acpi_el = el.find("acpi")
         if acpi_el is not None and acpi_el.get("index"):
             acpi[pos] = parse_number(acpi_el.get("index"), "acpi index")
-        fixed_at = (_fixed_pc if family == "pc" else _fixed_q35)(el, primary_video)
+        fixed_at = machine.fixed_address(el, video)
         if el.tag == "interface":
             role = Role.NIC
         elif fixed_at is not None:
@@ -370,22 +314,23 @@ def read_topology(doc: Document) -> Topology:
             )
         )
         order += 1
-    for kind, model, markup in _implicit(devs, family, dominant_quote(doc.text)):
+    for kind, model, markup in _implicit(devs, machine, dominant_quote(doc.text)):
         rank = devices.RANK.get(kind if kind != "controller" else "controller", 0) * 1000 + 999
         items.append(
             Device(None, kind, model, "implicit", None, Role.OTHER, order, rank, markup=markup)
         )
         order += 1
-    root_model = "pci-root" if family == "pc" else "pcie-root"
+    root_model = machine.root_model
     if 0 not in buses:
         buses[0] = Bus(0, root_model, None)
     elif buses[0].model != root_model:
         raise InputError(
-            f"controller index 0 is {buses[0].model}, a {family} machine needs {root_model}"
+            f"controller index 0 is {buses[0].model}, a {machine.name} machine needs {root_model}"
         )
     aliases = tuple((cpos, serial_addr[a]) for cpos, a in consoles if a in serial_addr)
     _check(items, buses)
-    return Topology(family, mtype, tuple(items), buses, aliases, layout.read(root), acpi)
+    recorded = layout.read(root, machine)
+    return Topology(machine, mtype, tuple(items), buses, aliases, recorded, acpi)
 
 
 def _check(items: list[Device], buses: dict[int, Bus]) -> None:
@@ -402,3 +347,14 @@ def _check(items: list[Device], buses: dict[int, Bus]) -> None:
         if a in seen:
             raise InputError(f"<{seen[a].kind}> and <{d.kind}> both claim PCI address {a}")
         seen[a] = d
+
+
+def occupied(topos: list[Topology]) -> set[tuple[int, int]]:
+    """(bus, slot) pairs in use in any of the topologies (live and persistent)."""
+    used: set[tuple[int, int]] = set()
+    for t in topos:
+        for d in t.devices:
+            a = d.address or (d.fixed_at if d.pos is not None else None)
+            if a:
+                used.add((a.bus, a.slot))
+    return used

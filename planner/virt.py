@@ -1,7 +1,9 @@
-"""The libvirt edge: connections, domain XML, attach, and a per-domain lock.
+"""The libvirt edge: connections, domain XML, capabilities, define, and a per-domain lock.
 
 libvirt-python is imported here only, and only when a command needs a daemon,
-so relayout works (and starts fast) where libvirt is not installed.
+so relayout works (and starts fast) where libvirt is not installed. Every
+libvirt error becomes a typed error (DomainNotFound, Unreachable, LibvirtRefused,
+AddressClash), and what this module opens it closes (:func:`connection`).
 """
 
 from __future__ import annotations
@@ -9,12 +11,22 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import DomainNotFound, LibvirtRefused, PlannerError, Unreachable
+from lxml import etree
+
+from .errors import (
+    AddressClash,
+    DomainNotFound,
+    InputError,
+    LibvirtRefused,
+    PlannerError,
+    Unreachable,
+    UnsupportedError,
+)
+from .machines import machine_type
 
 DEFAULT_URI = "qemu:///system"
 LOCK_DIRS = (Path("/run/lock/planner"), Path(tempfile.gettempdir()) / "planner-locks")
@@ -37,13 +49,34 @@ def message(exc) -> str:
     return " ".join(str(text or exc).split())
 
 
+def is_libvirt_error(exc: BaseException) -> bool:
+    """Is this an error libvirt raised (and not a bug of ours)?"""
+    try:
+        import libvirt
+    except ImportError:  # pragma: no cover - no libvirt, no libvirt errors
+        return False
+    return isinstance(exc, libvirt.libvirtError)
+
+
 def connect(uri: str | None):
+    """A connection the caller closes; prefer :func:`connection`."""
     libvirt = _libvirt()
     uri = uri or os.environ.get("LIBVIRT_DEFAULT_URI") or DEFAULT_URI
     try:
         return libvirt.open(uri)
     except libvirt.libvirtError as exc:
         raise Unreachable(f"cannot connect to {uri}: {message(exc)}") from None
+
+
+@contextlib.contextmanager
+def connection(uri: str | None):
+    """A connection to ``uri`` (else $LIBVIRT_DEFAULT_URI, else qemu:///system), closed after."""
+    conn = connect(uri)
+    try:
+        yield conn
+    finally:
+        with contextlib.suppress(Exception):
+            conn.close()
 
 
 def lookup(conn, name: str):
@@ -57,7 +90,7 @@ def lookup(conn, name: str):
             benign = (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_ERR_INVALID_ARG)
             if find is conn.lookupByName and code not in benign:
                 raise LibvirtRefused(f"cannot look up domain {name}: {message(exc)}") from None
-    raise DomainNotFound(f"domain {name!r} not found")
+    raise DomainNotFound(f"domain {name!r} not found", domain=name)
 
 
 def domain_xmls(dom) -> dict[str, str]:
@@ -79,9 +112,9 @@ def attach_flags(dom, live: bool, config: bool) -> int:
     libvirt = _libvirt()
     active, persistent = dom.isActive(), dom.isPersistent()
     if live and not active:
-        raise PlannerError("--live: the domain is not running")
+        raise InputError("the domain is not running", option="live")
     if config and not persistent:
-        raise PlannerError("--config: the domain is transient")
+        raise InputError("the domain is transient", option="config")
     flags = 0
     if (live or not config) and active:
         flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
@@ -100,7 +133,7 @@ def _version(number: int) -> tuple[int, int, int]:
 
 
 def check_acpi_index_support(conn) -> None:
-    """Refuse (PlannerError) unless the connected libvirt and QEMU support ACPI indexes."""
+    """Refuse (UnsupportedError) unless the connected libvirt and QEMU support ACPI indexes."""
     libvirt = _libvirt()
     try:
         lib, qemu = _version(conn.getLibVersion()), _version(conn.getVersion())
@@ -111,7 +144,7 @@ def check_acpi_index_support(conn) -> None:
         return ".".join(map(str, v))
 
     if lib < ACPI_INDEX_LIBVIRT or qemu < ACPI_INDEX_QEMU:
-        raise PlannerError(
+        raise UnsupportedError(
             f"ACPI index naming needs libvirt >= {text(ACPI_INDEX_LIBVIRT)} and QEMU >= "
             f"{text(ACPI_INDEX_QEMU)}; this host has libvirt {text(lib)} and QEMU {text(qemu)}"
         )
@@ -144,37 +177,86 @@ def domain_lock(uuid: str) -> Iterator[None]:
         os.close(fd)
 
 
-def relayout_domain(args) -> int:
-    """``planner relayout --domain``: relayout a defined domain's persistent XML."""
-    from .relayout import relayout
+def persistent_xml(dom, name: str) -> str:
+    """The persistent definition of a domain (what the next boot uses)."""
+    libvirt = _libvirt()
+    try:
+        persistent = dom.isPersistent()
+        if persistent:
+            return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
+    except libvirt.libvirtError as exc:
+        raise LibvirtRefused(f"cannot read domain XML: {message(exc)}", domain=name) from None
+    raise InputError(f"domain {name!r} is transient: nothing to redefine")
+
+
+def define(conn, xml: str, name: str | None = None) -> None:
+    libvirt = _libvirt()
+    try:
+        conn.defineXML(xml)
+    except libvirt.libvirtError as exc:
+        raise LibvirtRefused(
+            f"libvirt refused the new definition: {message(exc)}", domain=name
+        ) from None
+
+
+def is_active(dom) -> bool:
+    libvirt = _libvirt()
+    try:
+        return bool(dom.isActive())
+    except libvirt.libvirtError as exc:
+        raise LibvirtRefused(f"cannot read the domain's state: {message(exc)}") from None
+
+
+def attach(dom, xml: str, flags: int, retryable: bool = False) -> None:
+    """attachDeviceFlags; AddressClash if another attach took the address first."""
+    libvirt = _libvirt()
+    try:
+        dom.attachDeviceFlags(xml, flags)
+    except libvirt.libvirtError as exc:
+        text = f"libvirt refused the attach: {message(exc)}"
+        if is_address_clash(exc):
+            raise AddressClash(text) from None
+        raise LibvirtRefused(text) from None
+
+
+def machine_types(conn, arch: str) -> dict[str, str]:
+    """Every machine type the host's emulators offer for ``arch``: name -> canonical name.
+
+    Read from libvirt's capabilities as plain data (xmltodict): each ``<machine>``
+    of the arch, and of its ``<domain type=...>`` entries, with its ``canonical``
+    attribute when the name is an alias (``pc`` -> ``pc-i440fx-7.2``).
+    """
+    import xmltodict
 
     libvirt = _libvirt()
-    conn = connect(args.connect)
-    dom = lookup(conn, args.domain)
-    if not dom.isPersistent():
-        raise PlannerError(f"domain {args.domain!r} is transient: nothing to redefine")
-    xml = domain_xmls(dom)["config"]
-    overrides = dict(
-        nic_start=args.nic_start,
-        nic_slots=args.nic_slots,
-        spare_ports=args.spare_ports,
-        acpi_index=args.acpi_index,
-    )
-    result = relayout(xml, **overrides)
-    for w in result.plan.warnings:
-        print(f"planner: warning: {w}", file=sys.stderr)
-    if args.check:
-        return 1 if result.changed else 0
-    if not args.define:
-        sys.stdout.write(result.xml)
-        return 0
-    if result.changed:
-        try:
-            conn.defineXML(result.xml)
-        except libvirt.libvirtError as exc:
-            raise LibvirtRefused(f"libvirt refused the new definition: {message(exc)}") from None
-    state = "defined" if result.changed else "already laid out"
-    running = dom.isActive() and result.changed
-    note = "; it takes effect at the next cold boot (destroy + start)" if running else ""
-    print(f"domain {args.domain} {state}{note}")
-    return 0
+    try:
+        text = conn.getCapabilities()
+    except libvirt.libvirtError as exc:
+        raise LibvirtRefused(f"cannot read the host's capabilities: {message(exc)}") from None
+    caps = xmltodict.parse(text, force_list=("guest", "machine", "domain"), disable_entities=True)
+    out: dict[str, str] = {}
+    for guest in caps.get("capabilities", {}).get("guest", []):
+        a = guest.get("arch") or {}
+        if a.get("@name") != arch:
+            continue
+        machines = list(a.get("machine", []))
+        for dom in a.get("domain", []):
+            machines += (dom or {}).get("machine", [])
+        for m in machines:
+            if isinstance(m, str):
+                out.setdefault(m, m)
+            elif m.get("#text"):
+                out[m["#text"]] = m.get("@canonical") or out.get(m["#text"]) or m["#text"]
+    return out
+
+
+def resolve_machine(conn, root: etree._Element) -> str:
+    """The canonical machine type of a domain (its parsed root) on this host;
+    UnsupportedError for a type the emulator does not have."""
+    arch, mtype = machine_type(root)
+    known = machine_types(conn, arch)
+    if not known:
+        raise UnsupportedError(f"this host has no emulator for architecture {arch}")
+    if mtype not in known:
+        raise UnsupportedError(f"the emulator for {arch} has no machine type {mtype!r}")
+    return known[mtype]

@@ -137,7 +137,10 @@ def parse_element(data: bytes | str, what: str = "device XML") -> etree._Element
         raise InputError(f"malformed {what}: {msg}") from None
     tree = el.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
-        raise InputError(f"DTDs are not allowed in {what} (no entities are expanded)")
+        raise InputError(
+            f"DTDs are not allowed in {what}: the {what} declares entities, "
+            "which are never expanded nor passed on"
+        )
     return el
 
 

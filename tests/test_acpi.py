@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
+from lxml import etree
 
 from planner import acpi
-from planner.cli import main
-from planner.errors import EXIT_INPUT, InputError, NoRoomError, PlannerError
+from planner.cli import EXIT_INPUT, exit_code, main
+from planner.errors import InputError, NoRoomError, PlannerError
+from planner.machines import read_topology
 from planner.relayout import nic_names, relayout
 from planner.report import show
-from planner.topology import read_topology
 from planner.xmldoc import Document, parse_element
 
 
@@ -285,7 +286,7 @@ def test_a_requested_index_is_kept_if_unused_and_refused_if_not():
         acpi.choose_index([t], "lowest", requested=2)
     with pytest.raises(InputError, match="outside 1-16383"):
         acpi.choose_index([t], "lowest", requested=0)
-    assert NoRoomError("x").exit_code == 3
+    assert exit_code(NoRoomError("x")) == 3
 
 
 def test_no_index_left():
@@ -314,14 +315,20 @@ def test_hotplug_index_applies_to_nics_of_acpi_domains_only():
         )
 
 
+def with_index(xml: str, index: int | None) -> str:
+    el = parse_element(xml)
+    acpi.set_index(el, index)
+    return etree.tostring(el, encoding="unicode")
+
+
 def test_with_index_sets_or_adds_the_acpi_element():
-    assert acpi.with_index("<interface type='user'/>", 3) == (
+    assert with_index("<interface type='user'/>", 3) == (
         '<interface type="user"><acpi index="3"/></interface>'
     )
-    assert acpi.with_index("<interface><acpi index='9'/></interface>", 4) == (
+    assert with_index("<interface><acpi index='9'/></interface>", 4) == (
         '<interface><acpi index="4"/></interface>'
     )
-    assert acpi.with_index("<interface/>", None) == "<interface/>"
+    assert with_index("<interface/>", None) == "<interface/>"
 
 
 # --- hotplug() end to end against a fake libvirt domain ---------------------------------
@@ -423,19 +430,31 @@ def test_support_check_accepts_the_minimum_versions():
         check_acpi_index_support(FakeConn(7_002_009, 6_000_000))
 
 
-class Clash(Exception):
-    def get_error_message(self):
-        return (
-            "internal error: unable to execute QEMU command 'device_add': "
-            "a PCI device with acpi-index = 3 already exist"
-        )
+CLASH = (
+    "internal error: unable to execute QEMU command 'device_add': "
+    "a PCI device with acpi-index = 3 already exist"
+)
+
+
+def clash():
+    """libvirt's error for a duplicate index (a real libvirtError: only those are libvirt's)."""
+    import libvirt
+
+    class Clash(libvirt.libvirtError):
+        def __init__(self):
+            Exception.__init__(self, CLASH)
+
+        def get_error_message(self):
+            return CLASH
+
+    return Clash()
 
 
 def test_hotplug_retries_when_another_tool_takes_the_index_first(hotplug):
     """QEMU's own words for a duplicate index; planner re-reads the XML and moves on."""
     from planner.virt import is_address_clash
 
-    assert is_address_clash(Clash())
+    assert is_address_clash(clash())
     dom = FakeDomain(laid_out(1, 2), laid_out(1, 2))
     raced = laid_out(1, 2, 3)
     attach = dom.attachDeviceFlags
@@ -443,7 +462,7 @@ def test_hotplug_retries_when_another_tool_takes_the_index_first(hotplug):
     def first_loses(xml, flags):
         if not dom.attached and dom.live != raced:
             dom.live = dom.config = raced
-            raise Clash()
+            raise clash()
         attach(xml, flags)
 
     dom.attachDeviceFlags = first_loses

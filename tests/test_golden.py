@@ -62,7 +62,7 @@ def test_golden_output_is_already_laid_out(sample):
 
 
 def _machine(path):
-    from planner.topology import machine_family
+    from planner.machines import machine_family
     from planner.xmldoc import Document
 
     return machine_family(Document.parse(path.read_bytes()).root)[0]

@@ -10,8 +10,8 @@ import pytest
 
 from planner.errors import InputError, NoRoomError
 from planner.hotplug_plan import choose
+from planner.machines import read_topology
 from planner.pci import PciAddress
-from planner.topology import read_topology
 from planner.xmldoc import Document
 
 

@@ -8,8 +8,9 @@ from hypothesis import strategies as st
 from planner import relayout
 from planner.errors import NoRoomError
 from planner.hotplug_plan import choose
+from planner.machines import read_topology
 from planner.relayout import nic_names
-from planner.topology import Role, read_topology
+from planner.topology import Role
 from planner.xmldoc import Document
 
 NIC_MODELS = ("virtio", "e1000e", "e1000", "rtl8139")

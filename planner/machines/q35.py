@@ -1,4 +1,4 @@
-"""The q35 (PCIe) layout: one pcie-root-port per device, NIC ports first in scan order.
+"""q35 (``q35``, ``pc-q35-*``, PCIe): one pcie-root-port per device, NIC ports first in scan order.
 
 On q35 devices are hot-plugged into pcie-root-ports; pcie-root itself takes no
 hot-plug and a running guest cannot gain root ports. The guest names a NIC
@@ -15,24 +15,182 @@ libvirt packs them) in this order:
 
 Integrated devices libvirt pins on pcie-root (primary video 01.0, ICH9 USB 1d,
 ICH9 sound 1b.0, SATA 1f.2, a dmi-to-pci-bridge) stay where they are.
+
+Hot-plug: a device goes into an empty pcie-root-port of its part of the layout.
+A running guest cannot gain root ports, so when the NIC ports are all taken the
+hot-plug is refused rather than spilling into ports kept for other devices; a
+domain never laid out has no ports to spare and is refused too. Every NIC gets
+the path name ``enp<bus>s<slot>``: pcie-root has no ACPI hot-plug slots.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import ClassVar
 
-from .errors import ImpossibleError
-from .layout import Layout
-from .pci import MAX_SLOT, PciAddress
-from .plan import NewController, Placement, Plan
-from .policy import Policy
-from .topology import Device, Role, Topology
+from lxml import etree
 
+from .. import devices
+from ..errors import ImpossibleError, NoRoomError
+from ..layout import LayoutRecord, ints
+from ..names import path_name
+from ..pci import MAX_SLOT, PciAddress, parse_number
+from ..plan import NewController, Placement, Plan
+from ..policy import Policy
+from ..topology import Device, Role, Topology, occupied
+
+name = "q35"
+root_model = "pcie-root"
+builtin_sata0 = True  # the ICH9 AHCI controller 0 at 1f.2 is part of the chipset
+_TYPES = re.compile(r"^(q35|pc-q35-.*)$")
 ROOT_PORT = "pcie-root-port"
 FIRST_PORT_SLOT = 2  # slot 1 is the primary video's
 
 
-def plan_q35(topo: Topology, policy: Policy) -> Plan:
+def matches(machine_type: str) -> bool:
+    return bool(_TYPES.match(machine_type))
+
+
+def owns_record(recorded: str | None) -> bool:
+    return recorded == name
+
+
+@dataclass(frozen=True)
+class Q35Layout:
+    """``nic_ports`` are the controller indexes of the root ports that form the NIC
+    range, in the guest's enumeration order; ``other_ports`` hold other devices and
+    ``spare_other_ports`` are kept empty for hot-plugged non-NIC devices."""
+
+    machine: ClassVar[str] = name
+    policy: Policy
+    nic_ports: tuple[int, ...] = ()
+    other_ports: tuple[int, ...] = ()
+    spare_other_ports: tuple[int, ...] = ()
+
+    def policy_attrs(self) -> dict[str, str]:
+        p = self.policy
+        return {"spare-ports": str(p.spare_ports), "spare-other-ports": str(p.spare_other_ports)}
+
+    def nics_attrs(self) -> dict[str, str]:
+        return {"ports": " ".join(map(str, self.nic_ports))}
+
+    def others_attrs(self) -> dict[str, str]:
+        return {
+            "ports": " ".join(map(str, self.other_ports)),
+            "spare-ports": " ".join(map(str, self.spare_other_ports)),
+        }
+
+    def as_json(self) -> dict:
+        return {
+            "nic_ports": list(self.nic_ports),
+            "other_ports": list(self.other_ports),
+            "spare_other_ports": list(self.spare_other_ports),
+        }
+
+
+def read_layout(policy: Policy, nics: etree._Element, others: etree._Element) -> Q35Layout:
+    return Q35Layout(
+        policy,
+        nic_ports=ints(nics.get("ports")),
+        other_ports=ints(others.get("ports")),
+        spare_other_ports=ints(others.get("spare-ports")),
+    )
+
+
+def fixed_address(el: etree._Element, primary_video) -> PciAddress | None:
+    """Integrated devices libvirt pins on pcie-root (qemuDomainValidateDevicePCISlotsQ35).
+
+    The ICH9 SATA controller 0 at 1f.2, the primary video at 01.0, the ICH9 USB2
+    controllers 0 at 1d, an ICH9 sound card at 1b.0.
+    """
+    if el.tag == "controller":
+        ctype, index = el.get("type"), parse_number(el.get("index", "0"), "index")
+        if ctype == "sata" and index == 0:
+            return PciAddress(0, 0, 0x1F, 2)
+        model = el.get("model", "")
+        if ctype == "usb" and index == 0 and model in devices.USB2_FUNCTIONS:
+            return PciAddress(0, 0, 0x1D, devices.USB2_FUNCTIONS[model])
+    if el is primary_video:
+        return PciAddress(0, 0, 1, 0)
+    if el.tag == "sound" and el.get("model") == "ich9":
+        return PciAddress(0, 0, 0x1B, 0)
+    return None
+
+
+def implicit_devices(devs: etree._Element, quote: str) -> list[tuple[str, str, str]]:
+    """libvirt gives a q35 domain without a USB controller a qemu-xhci one
+    (qemuDomainDefAddDefaultDevices), which takes a root port like any device."""
+    q = quote
+    if any(c.get("type") == "usb" for c in devs.findall("controller")):
+        return []
+    return [
+        (
+            "controller",
+            "qemu-xhci",
+            f"<controller type={q}usb{q} index={q}0{q} model={q}qemu-xhci{q}/>",
+        )
+    ]
+
+
+def nic_name(addr: PciAddress, bus_numbers: dict[int, int], func: str) -> str:
+    """Always the path name: the guest's number of the NIC's bus, not libvirt's index."""
+    return path_name(addr, bus_numbers, func)
+
+
+def free_slots(topo: Topology, layout: LayoutRecord | None, used: set[tuple[int, int]]):
+    """Empty root ports, those of the NIC range marked ``nic-reserved``."""
+    nic_ports = set(layout.nic_ports) if layout else set()
+    busy = {bus for bus, _ in used}
+    return [
+        {"slots": f"port {i}", "role": "nic-reserved" if i in nic_ports else "free"}
+        for i, b in sorted(topo.buses.items())
+        if b.model == ROOT_PORT and i not in busy
+    ]
+
+
+# --- hot-plug -------------------------------------------------------------------------
+
+
+def derived_layout(topos: list[Topology]) -> tuple[Q35Layout, tuple[str, ...]]:
+    raise NoRoomError(
+        f"{name} domain has no planner layout: relayout it first "
+        "(`planner relayout --domain NAME --define`, effective at next boot)"
+    )
+
+
+def choose(topos: list[Topology], layout: Q35Layout, kind: str, policy: str) -> PciAddress:
+    """An empty root port of the device's part of the layout, at slot 0 of its bus."""
+    used = {bus for bus, _ in occupied(topos)}
+    if kind == "interface":
+        ports = list(layout.nic_ports)
+        if policy == "after-last":
+            nic_buses = {
+                d.address.bus for t in topos for d in t.devices if d.role is Role.NIC and d.address
+            }
+            last = max((i for i, p in enumerate(ports) if p in nic_buses), default=-1)
+            ports = ports[last + 1 :]
+        free = [p for p in ports if p not in used]
+        if not free:
+            raise NoRoomError(
+                "no empty NIC root port left (root ports cannot be added to a "
+                "running guest; relayout with more --spare-ports for the next boot)"
+            )
+    else:
+        free = [p for p in layout.spare_other_ports if p not in used]
+        if not free:
+            raise NoRoomError(
+                "no spare root port left for a non-NIC device "
+                "(root ports cannot be added to a running guest)"
+            )
+    return PciAddress(0, free[0], 0, 0)
+
+
+# --- the cold layout ------------------------------------------------------------------
+
+
+def plan(topo: Topology, policy: Policy) -> Plan:
     ports = {
         i
         for i, b in topo.buses.items()
@@ -150,8 +308,7 @@ def plan_q35(topo: Topology, policy: Policy) -> Plan:
     parts = defaultdict(list)
     for (part, _, _), port in zip(units, port_of_unit):
         parts[part].append(port)
-    layout = Layout(
-        "q35",
+    layout = Q35Layout(
         policy,
         nic_ports=tuple(parts["nic"] + parts["nic-spare"]),
         other_ports=tuple(parts["other"]),

@@ -1,4 +1,4 @@
-"""The i440fx (pc) layout: NICs in a contiguous slot range of bus 0, the rest above it.
+"""i440fx (``pc``, ``pc-i440fx-*``): NICs in a contiguous slot range of bus 0, the rest above it.
 
 The guest names a NIC on bus 0 ``ens<slot>`` (ACPI hot-plug slots, _SUN = slot).
 libvirt hot-plugs a device without an address into the lowest free slot, so every
@@ -10,22 +10,213 @@ PCI device gets an explicit address and the slots right after the NICs stay free
     nic_start..   NIC range: NICs in document order, then free slots for hot-plug
     above it      every other PCI device, in its original order, then free slots
                   for devices hot-plugged later (a data disk scans after the boot disk)
+
+A domain never laid out still gets a hot-plugged NIC in the lowest free slot
+after its NICs (with a warning); the guest names a NIC on bus 0 ``ens<slot>``
+and one behind a pci-bridge by its path, ``enp<bus>s<slot>``.
 """
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import ClassVar
 
-from .errors import ImpossibleError
-from .layout import Layout
-from .pci import MAX_SLOT, PciAddress
-from .plan import NewController, Placement, Plan
-from .policy import Policy
-from .topology import Device, Role, Topology
+from lxml import etree
+
+from ..errors import ImpossibleError, NoRoomError
+from ..layout import LayoutRecord
+from ..names import path_name
+from ..pci import MAX_SLOT, PciAddress, parse_number
+from ..plan import NewController, Placement, Plan
+from ..policy import Policy
+from ..topology import Device, Role, Topology, occupied
+
+name = "pc"
+root_model = "pci-root"
+builtin_sata0 = False  # i440fx has no SATA: libvirt adds an ahci controller 0
+_TYPES = re.compile(r"^(pc|pc-i440fx-.*|pc-\d.*)$")
 
 FIRST_FREE_SLOT = 2  # 0 is the host bridge, 1 the PIIX3
 BRIDGE_SLOTS = range(1, MAX_SLOT + 1)  # libvirt keeps slot 0 of a pci-bridge unused
+
+
+def matches(machine_type: str) -> bool:
+    return bool(_TYPES.match(machine_type))
+
+
+def owns_record(recorded: str | None) -> bool:
+    return recorded in (None, name)  # records without machine= predate q35 support
+
+
+@dataclass(frozen=True)
+class PcLayout:
+    """The NIC range is slots ``nic_first .. nic_first + nic_capacity - 1`` of bus 0;
+    other devices sit from ``other_first`` upwards."""
+
+    machine: ClassVar[str] = name
+    policy: Policy
+    nic_first: int = 0
+    nic_capacity: int = 0
+    other_first: int = 0
+
+    @property
+    def nic_slots(self) -> range:
+        return range(self.nic_first, self.nic_first + self.nic_capacity)
+
+    def policy_attrs(self) -> dict[str, str]:
+        return {}
+
+    def nics_attrs(self) -> dict[str, str]:
+        return {
+            "bus": "0x00",
+            "first-slot": f"0x{self.nic_first:02x}",
+            "slots": str(self.nic_capacity),
+        }
+
+    def others_attrs(self) -> dict[str, str]:
+        return {"bus": "0x00", "first-slot": f"0x{self.other_first:02x}"}
+
+    def as_json(self) -> dict:
+        return {
+            "nic_range": {
+                "bus": 0,
+                "first_slot": self.nic_first,
+                "last_slot": self.nic_first + self.nic_capacity - 1,
+                "capacity": self.nic_capacity,
+            },
+            "other_first_slot": self.other_first,
+        }
+
+
+def read_layout(policy: Policy, nics: etree._Element, others: etree._Element) -> PcLayout:
+    return PcLayout(
+        policy,
+        nic_first=parse_number(nics.get("first-slot", "0"), "first-slot"),
+        nic_capacity=parse_number(nics.get("slots", "0"), "slots"),
+        other_first=parse_number(others.get("first-slot", "0"), "first-slot"),
+    )
+
+
+def fixed_address(el: etree._Element, primary_video) -> PciAddress | None:
+    """The address libvirt's i440fx rules pin a device to, if any.
+
+    PIIX3 sits in slot 1: IDE controller 0 at 1.1, the PIIX3 USB controller at 1.2.
+    The primary video card goes to slot 2 (qemuDomainValidateDevicePCISlotsPIIX3).
+    """
+    if el.tag == "controller":
+        ctype, index = el.get("type"), el.get("index", "0")
+        if ctype == "ide" and parse_number(index, "index") == 0:
+            return PciAddress(0, 0, 1, 1)
+        if (
+            ctype == "usb"
+            and parse_number(index, "index") == 0
+            and el.get("model", "piix3-uhci") == "piix3-uhci"
+        ):
+            return PciAddress(0, 0, 1, 2)
+    if el is primary_video:
+        return PciAddress(0, 0, 2, 0)
+    return None
+
+
+def implicit_devices(devs: etree._Element, quote: str) -> list[tuple[str, str, str]]:
+    """None beyond the machine-independent ones (libvirt's PIIX3 USB sits in slot 1)."""
+    return []
+
+
+def nic_name(addr: PciAddress, bus_numbers: dict[int, int], func: str) -> str:
+    """``ens<slot>`` on bus 0, whose every slot is an ACPI hot-plug slot (_SUN = slot);
+    the path name behind a bridge."""
+    if addr.bus == 0:
+        return f"ens{addr.slot}{func}"
+    return path_name(addr, bus_numbers, func)
+
+
+def free_slots(topo: Topology, layout: LayoutRecord | None, used: set[tuple[int, int]]):
+    """Free slots of bus 0 as ranges, the NIC range's marked ``nic-reserved``."""
+    nic = set(layout.nic_slots) if layout else set()
+    cells = [
+        (s, "nic-reserved" if s in nic else "free")
+        for s in range(2, MAX_SLOT + 1)
+        if (0, s) not in used
+    ]
+    out: list[dict] = []
+    for slot, role in cells:
+        if out and out[-1]["role"] == role and out[-1]["_last"] == slot - 1:
+            out[-1]["_last"] = slot
+        else:
+            out.append({"_first": slot, "_last": slot, "role": role})
+    return [
+        {
+            "slots": f"00:{f['_first']:02x}"
+            + (f"-{f['_last']:02x}" if f["_last"] != f["_first"] else ""),
+            "role": f["role"],
+        }
+        for f in out
+    ]
+
+
+# --- hot-plug -------------------------------------------------------------------------
+
+
+def derived_layout(topos: list[Topology]) -> tuple[PcLayout, tuple[str, ...]]:
+    """A domain never laid out: NICs go to the lowest free slot after its first NIC's."""
+    used = occupied(topos)
+    nic_slots = sorted(
+        d.address.slot for tt in topos for d in tt.nics if d.address and d.address.bus == 0
+    )
+    first = nic_slots[0] if nic_slots else 3
+    top = max((s for b, s in used if b == 0), default=first)
+    layout = PcLayout(
+        Policy(nic_start=first),
+        nic_first=first,
+        nic_capacity=MAX_SLOT - first + 1,
+        other_first=top + 1,
+    )
+    warning = (
+        "domain has no planner layout: NICs go to the lowest free slot after "
+        f"slot {first - 1:#04x}, where other devices may sit in the way; "
+        "`planner relayout --domain NAME --define` fixes this for the next boot"
+    )
+    return layout, (warning,)
+
+
+def choose(topos: list[Topology], layout: PcLayout, kind: str, policy: str) -> PciAddress:
+    """A NIC: the lowest free slot of the NIC range (after the highest NIC with
+    ``after-last``). Another device: the lowest free slot above the other devices."""
+    used = occupied(topos)
+    if kind == "interface":
+        free = [s for s in layout.nic_slots if (0, s) not in used and s <= MAX_SLOT]
+        if policy == "after-last":
+            nics = [
+                d.address.slot
+                for t in topos
+                for d in t.devices
+                if d.role is Role.NIC
+                and d.address
+                and d.address.bus == 0
+                and d.address.slot in layout.nic_slots
+            ]
+            last = max(nics, default=layout.nic_first - 1)
+            free = [s for s in free if s > last]
+        if not free:
+            raise NoRoomError(
+                f"the NIC range (slots {layout.nic_first:#04x}-"
+                f"{layout.nic_first + layout.nic_capacity - 1:#04x}) has no free slot"
+                + (" after the last NIC" if policy == "after-last" else "")
+            )
+        return PciAddress(0, 0, free[0], 0)
+    top = max(
+        (s for b, s in used if b == 0 and s >= layout.other_first), default=layout.other_first - 1
+    )
+    free = [s for s in range(top + 1, MAX_SLOT + 1) if (0, s) not in used]
+    if not free:
+        raise NoRoomError(f"bus 0 has no free slot above the other devices (from {top + 1:#04x})")
+    return PciAddress(0, 0, free[0], 0)
+
+
+# --- the cold layout ------------------------------------------------------------------
 
 
 @dataclass
@@ -41,7 +232,7 @@ class _Group:
         return any(d.provides_bus is not None or d.integrated for d, _ in self.members)
 
 
-def plan_pc(topo: Topology, policy: Policy) -> Plan:
+def plan(topo: Topology, policy: Policy) -> Plan:
     fixed = [d for d in topo.devices if d.role is Role.FIXED]
     has_video = any(d.kind == "video" for d in fixed)
     first = policy.nic_start
@@ -51,9 +242,7 @@ def plan_pc(topo: Topology, policy: Policy) -> Plan:
         raise ImpossibleError(f"--nic-start {first} collides with {what}; the lowest is {lowest}")
     groups = _groups(topo)
     nics, stay_behind, capacity, warnings = _nic_range(topo, policy, groups)
-    layout = Layout(
-        "pc", policy, nic_first=first, nic_capacity=capacity, other_first=first + capacity
-    )
+    layout = PcLayout(policy, nic_first=first, nic_capacity=capacity, other_first=first + capacity)
     placements: list[Placement] = []
 
     for d in fixed:  # the chipset's place, unless the device sits behind a bridge
@@ -131,7 +320,7 @@ def _nic_range(topo: Topology, policy: Policy, groups: list[_Group]):
     return nics, stay, capacity, warnings
 
 
-def _place_nics(topo: Topology, nics: tuple[Device, ...], layout: Layout):
+def _place_nics(topo: Topology, nics: tuple[Device, ...], layout: PcLayout):
     """NICs take the range's slots in document order.
 
     A domain laid out before keeps each NIC that already sits in the range: its
@@ -140,7 +329,7 @@ def _place_nics(topo: Topology, nics: tuple[Device, ...], layout: Layout):
     """
     taken: dict[int, Device] = {}
     prior = topo.layout
-    if prior is not None and prior.machine == "pc":
+    if prior is not None:
         for d in nics:
             a = d.address
             if (

@@ -1,0 +1,72 @@
+"""What the commands share: the policy options, input, warnings, usage errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..errors import PlannerError
+from ..pci import parse_number
+
+
+def _slot_count(text: str) -> int:
+    try:
+        return parse_number(text, "slot")
+    except PlannerError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_policy_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--nic-start",
+        type=_slot_count,
+        metavar="SLOT",
+        help="first slot of the NIC range on bus 0 (i440fx; default 3)",
+    )
+    p.add_argument(
+        "--nic-slots",
+        type=_slot_count,
+        metavar="N",
+        help="minimum NIC capacity, counting existing NICs (default 8)",
+    )
+    p.add_argument(
+        "--spare-ports",
+        type=_slot_count,
+        metavar="K",
+        help="PCIe machines: empty root ports kept for hot-plugged NICs (default 4, at least 1)",
+    )
+    p.add_argument(
+        "--acpi-index",
+        action="store_true",
+        default=None,
+        help="give every NIC an ACPI index: the guest names it eno<N>",
+    )
+
+
+def policy_overrides(args) -> dict:
+    """The Policy fields given on the command line (None: not given)."""
+    return dict(
+        nic_start=args.nic_start,
+        nic_slots=args.nic_slots,
+        spare_ports=args.spare_ports,
+        acpi_index=args.acpi_index,
+    )
+
+
+class UsageError(PlannerError):
+    """A combination of options the command line refuses (exit 2)."""
+
+
+def warn(message: str) -> None:
+    print(f"planner: warning: {message}", file=sys.stderr)
+
+
+def read_input(path: str) -> bytes:
+    """A file's bytes, or stdin's for ``-``."""
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise PlannerError(f"cannot read {path}: {exc.strerror}") from None

@@ -1,0 +1,28 @@
+"""``planner show``: the slot map and the guest's NIC names."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .. import report
+from .common import add_policy_args, policy_overrides, read_input
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    s = sub.add_parser("show", help="print the slot map and predicted guest NIC names")
+    s.add_argument("file", nargs="?", default="-", help="domain XML file, or - for stdin")
+    s.add_argument("--json", action="store_true", help="the slot map as JSON")
+    s.add_argument(
+        "--planned",
+        action="store_true",
+        help="show the layout a relayout would give, not the current one",
+    )
+    add_policy_args(s)
+    return s
+
+
+def run(args) -> int:
+    data = report.show_data(read_input(args.file), args.planned, **policy_overrides(args))
+    sys.stdout.write(report.show_json(data) if args.json else report.show_table(data))
+    return 0
