@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..errors import PlannerError
 from ..relayout import RelayoutResult, relayout
+from ..report import plan_json
 from ..xmldoc import Document, atomic_write
 from .common import UsageError, add_policy_args, policy_overrides, read_input, warn
 
@@ -92,8 +93,6 @@ def emit(
         return EXIT_CHECK_DIRTY if result.changed else 0
     if args.json:
         import json
-
-        from ..report import plan_json
 
         print(json.dumps(plan_json(result.plan, result.changed), indent=2))
     elif args.diff:
