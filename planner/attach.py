@@ -25,7 +25,7 @@ from .errors import (
     UnsupportedError,
 )
 from .hotplug_plan import choose
-from .machines import read_topology
+from .machines import needs_resolving, read_topology
 from .names import guest_bus_numbers, predict
 from .pci import PciAddress
 from .topology import Topology, pci_address
@@ -87,8 +87,14 @@ def render_nic(
         raise InputError(f"template {template or name}: {exc}") from None
 
 
-def _topologies(xmls: dict[str, str]) -> list[Topology]:
-    return [read_topology(Document.parse(x)) for x in xmls.values()]
+def _topologies(domain, xmls: dict[str, str]) -> list[Topology]:
+    """The live and persistent topologies. A machine type no machine knows by name is
+    resolved through the host's capabilities (an alias), or refused clearly."""
+    docs = [Document.parse(x) for x in xmls.values()]
+    resolved = None
+    if docs and needs_resolving(docs[0].root):
+        resolved = virt.resolve_machine(domain.connect(), docs[0].root)
+    return [read_topology(d, resolved) for d in docs]
 
 
 def _guest_name(topo: Topology, addr: PciAddress, acpi_index: int | None) -> str:
@@ -172,7 +178,7 @@ def _hotplug(domain, device_xml, *, policy, live, config, dry_run, fallback) -> 
         for attempt in range(RETRIES):
             el = copy.deepcopy(original)  # each attempt edits the device as it was given
             try:
-                topos = _topologies(virt.domain_xmls(domain))
+                topos = _topologies(domain, virt.domain_xmls(domain))
             except (InputError, UnsupportedError) as exc:
                 if not fallback:
                     raise

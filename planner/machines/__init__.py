@@ -107,6 +107,13 @@ def machine_for(root: etree._Element, resolved: str | None = None) -> tuple[Mach
     raise UnsupportedError(f"machine type {mtype!r} is not supported yet")
 
 
+def needs_resolving(root: etree._Element) -> bool:
+    """Is the domain's machine type one no machine recognises by name (an alias of the
+    host's emulator, say), so that libvirt's capabilities must tell what it is?"""
+    arch, mtype = machine_type(root)
+    return arch in _X86 and not any(m.matches(mtype) for m in MACHINES)
+
+
 def machine_family(root: etree._Element) -> tuple[str, str]:
     """(machine name, machine type) of a domain."""
     m, mtype = machine_for(root)
