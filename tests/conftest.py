@@ -1,6 +1,7 @@
-"""Shared fixtures: a real libvirtd with the QEMU driver.
+"""Shared fixtures: a real libvirtd with the QEMU driver; hypothesis profiles; markers.
 
-Tests that need libvirt take the ``conn`` fixture. If no libvirtd answers, the
+Tests that need libvirt take the ``conn`` fixture (which marks them ``libvirt``, so that
+``-m "not libvirt"`` selects exactly the tests that need no daemon). If no libvirtd answers, the
 fixture runs ``tests/host-setup.sh`` (as root) to install and start one. When
 that still fails, the test is skipped on a developer's machine but **fails**
 under CI (``CI=true``): CI must never pass by skipping the real thing.
@@ -15,10 +16,32 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 URI = os.environ.get("PLANNER_TEST_URI", "qemu:///system")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# Property tests: CI runs 500 examples each; a local run a quick 50. A test that sets
+# max_examples itself (one that defines domains in libvirtd) keeps its own number.
+_HYPOTHESIS = dict(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile("ci", max_examples=500, **_HYPOTHESIS)
+settings.register_profile("dev", max_examples=50, **_HYPOTHESIS)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI else "dev"))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark every test that takes the ``conn`` fixture ``libvirt``, and those under
+    tests/e2e ``e2e``: the marker selection is then exact, whatever a file declares."""
+    e2e = ROOT / "tests" / "e2e"
+    for item in items:
+        if "conn" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.libvirt)
+        if e2e in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 def _connect():

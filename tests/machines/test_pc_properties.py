@@ -670,8 +670,8 @@ def _lines_survive(old: list[str], new: list[str]) -> list[str]:
 
 # --- the properties ----------------------------------------------------------------------
 
+# The number of examples comes from the profile (tests/conftest.py): 500 in CI, 50 locally.
 PROPERTY_SETTINGS = settings(
-    max_examples=500,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )

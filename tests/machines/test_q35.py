@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from planner import relayout
@@ -77,7 +77,6 @@ def _output_topology(xml: str):
     return read_topology(Document.parse(xml))
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(domains())
 def test_q35_layout_invariants(case):
     xml, spare = case

@@ -23,7 +23,7 @@ from lxml import etree
 
 import planner
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 URI = os.environ.get("PLANNER_TEST_URI", "qemu:///system")
 UNREACHABLE = "qemu+tcp://127.0.0.1:1/system"  # nothing listens on port 1
 

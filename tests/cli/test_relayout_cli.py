@@ -1,21 +1,22 @@
-"""``planner relayout`` and ``planner show`` as a user runs them: ``python -m planner``."""
+"""``planner relayout`` and ``planner show`` as a user runs them.
+
+In process through ``main(argv)`` (tests/cli_runner.py), with the exit status, stdout
+and stderr a process would give; tests/cli/test_smoke.py runs the real processes.
+"""
 
 from __future__ import annotations
 
 import json
-import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import run_main
 from domains import (
     BILLION_LAUGHS,
     EXTERNAL_FILE,
     EXTERNAL_HTTP,
     GOLDEN,
-    ROOT,
     SAMPLES,
     disk,
     nic,
@@ -26,15 +27,7 @@ CLOUDSTACK = SAMPLES / "cloudstack-2nic.xml"
 
 
 def planner(*args: str, stdin: bytes | None = None, cwd: Path | None = None):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run(
-        [sys.executable, "-m", "planner", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        cwd=cwd or ROOT,
-        env=env,
-        timeout=60,
-    )
+    return run_main(*args, stdin=stdin, cwd=cwd)
 
 
 def one_error_line(proc) -> str:
