@@ -113,9 +113,13 @@ def pci_address(el: etree._Element) -> tuple[PciAddress | None, bool]:
             parse_number(addr.get("function", "0"), "PCI function"),
         )
     except InputError as exc:
-        raise InputError(f"<{el.tag}>: {exc}") from None
+        raise InputError(f"<{el.tag}>: {exc}", element=el.tag) from None
     if a.slot > MAX_SLOT or a.function > MAX_FUNCTION or a.bus > 0xFF or a.domain > 0xFFFF:
-        raise InputError(f"<{el.tag}> has PCI address {a} out of range (slot 0-0x1f, function 0-7)")
+        raise InputError(
+            f"<{el.tag}> has PCI address {a} out of range (slot 0-0x1f, function 0-7)",
+            element=el.tag,
+            address=a,
+        )
     return a, addr.get("multifunction") == "on"
 
 
@@ -342,10 +346,16 @@ def _check(items: list[Device], buses: dict[int, Bus]) -> None:
             continue
         if a.bus not in buses:
             raise InputError(
-                f"<{d.kind}> sits on bus {a.bus:#04x}, but no PCI controller has index {a.bus}"
+                f"<{d.kind}> sits on bus {a.bus:#04x}, but no PCI controller has index {a.bus}",
+                element=d.kind,
+                address=a,
             )
         if a in seen:
-            raise InputError(f"<{seen[a].kind}> and <{d.kind}> both claim PCI address {a}")
+            raise InputError(
+                f"<{seen[a].kind}> and <{d.kind}> both claim PCI address {a}",
+                element=d.kind,
+                address=a,
+            )
         seen[a] = d
 
 

@@ -110,7 +110,10 @@ def domain_xmls(dom) -> dict[str, str]:
 def attach_flags(dom, live: bool, config: bool) -> int:
     """LIVE|CONFIG as the domain's state allows, or what --live/--config restrict to."""
     libvirt = _libvirt()
-    active, persistent = dom.isActive(), dom.isPersistent()
+    try:
+        active, persistent = dom.isActive(), dom.isPersistent()
+    except libvirt.libvirtError as exc:
+        raise LibvirtRefused(f"cannot read the domain's state: {message(exc)}") from None
     if live and not active:
         raise InputError("the domain is not running", option="live")
     if config and not persistent:

@@ -239,7 +239,11 @@ def plan(topo: Topology, policy: Policy) -> Plan:
     lowest = FIRST_FREE_SLOT + (1 if has_video else 0)
     if first < lowest:
         what = "the primary video" if has_video else "the PIIX3"
-        raise ImpossibleError(f"--nic-start {first} collides with {what}; the lowest is {lowest}")
+        raise ImpossibleError(
+            f"a NIC range from slot {first} collides with {what}; the lowest is {lowest}",
+            option="nic_start",
+            limit=lowest,
+        )
     groups = _groups(topo)
     nics, stay_behind, capacity, warnings = _nic_range(topo, policy, groups)
     layout = PcLayout(policy, nic_first=first, nic_capacity=capacity, other_first=first + capacity)
@@ -302,7 +306,9 @@ def _nic_range(topo: Topology, policy: Policy, groups: list[_Group]):
     if len(nics) + 1 <= fits:
         raise ImpossibleError(
             f"--nic-slots {policy.nic_slots} from slot {first} does not fit: bus 0 has room for "
-            f"{fits} NIC slots next to {len(groups)} other device slot(s)"
+            f"{fits} NIC slots next to {len(groups)} other device slot(s)",
+            option="nic_slots",
+            limit=fits,
         )
     warnings = []
     stay = [d for d in nics if d.address and d.address.bus != 0]

@@ -175,14 +175,16 @@ def choose(topos: list[Topology], layout: Q35Layout, kind: str, policy: str) -> 
         if not free:
             raise NoRoomError(
                 "no empty NIC root port left (root ports cannot be added to a "
-                "running guest; relayout with more --spare-ports for the next boot)"
+                "running guest; relayout with more spare NIC ports for the next boot)",
+                limit=len(layout.nic_ports),
             )
     else:
         free = [p for p in layout.spare_other_ports if p not in used]
         if not free:
             raise NoRoomError(
                 "no spare root port left for a non-NIC device "
-                "(root ports cannot be added to a running guest)"
+                "(root ports cannot be added to a running guest)",
+                limit=len(layout.spare_other_ports),
             )
     return PciAddress(0, free[0], 0, 0)
 
