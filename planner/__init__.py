@@ -4,16 +4,45 @@ The public API is small and import-light (libvirt is imported only by hot-plug):
 
 - :func:`relayout` rewrites domain XML (a string) and returns the new XML and its plan.
 - :func:`hotplug` attaches a device to a domain at the address the layout reserves for it.
+- :mod:`planner.errors`: typed errors carrying data (element, address, limit, option).
+
+``relayout`` is imported eagerly on purpose: a function and a submodule share the
+name, and the function must be bound after the submodule is loaded.
 """
 
 from __future__ import annotations
 
 from ._version import __version__
-from .errors import PlannerError
+from .errors import (
+    AddressClash,
+    DomainNotFound,
+    ImpossibleError,
+    InputError,
+    LibvirtRefused,
+    NoRoomError,
+    PlannerError,
+    Unreachable,
+    UnsupportedError,
+)
 from .policy import Policy
 from .relayout import RelayoutResult, relayout
 
-__all__ = ["PlannerError", "Policy", "RelayoutResult", "relayout", "hotplug", "__version__"]
+__all__ = [
+    "AddressClash",
+    "DomainNotFound",
+    "ImpossibleError",
+    "InputError",
+    "LibvirtRefused",
+    "NoRoomError",
+    "PlannerError",
+    "Policy",
+    "RelayoutResult",
+    "Unreachable",
+    "UnsupportedError",
+    "__version__",
+    "hotplug",
+    "relayout",
+]
 
 
 def hotplug(domain, device_xml, **options):
