@@ -35,6 +35,10 @@ class LayoutRecord(Protocol):
     machine: str
     policy: Policy
 
+    @property
+    def nic_slots(self) -> range:
+        """The slots of the root bus kept for NICs (empty where NICs get ports)."""
+
     def policy_attrs(self) -> dict[str, str]:
         """The machine's own ``<planner:policy>`` attributes, in writing order."""
 

@@ -69,6 +69,11 @@ class Q35Layout:
     other_ports: tuple[int, ...] = ()
     spare_other_ports: tuple[int, ...] = ()
 
+    @property
+    def nic_slots(self) -> range:
+        """Slots of bus 0 kept for NICs: none, NICs have root ports of their own."""
+        return range(0)
+
     def policy_attrs(self) -> dict[str, str]:
         p = self.policy
         return {"spare-ports": str(p.spare_ports), "spare-other-ports": str(p.spare_other_ports)}
