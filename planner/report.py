@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .machines import read_topology
 from .names import name_nics
 from .pci import PciAddress
@@ -49,8 +51,28 @@ def _current_rows(topo: Topology):
     return placed, unplaced
 
 
-def show_data(data: bytes | str, planned: bool = False, **overrides) -> dict:
-    """The slot map as data: machine, slots in use, free slots, unassigned devices.
+@dataclass(frozen=True)
+class SlotMap:
+    """What ``planner show`` prints: the functions in use, the free places, the devices
+    libvirt has yet to place, and whether a layout is recorded."""
+
+    machine: str
+    slots: list[dict]
+    free: list[dict]
+    unplaced: list[Device]
+    laid_out: bool
+
+    def as_dict(self) -> dict:
+        return {
+            "machine": self.machine,
+            "slots": self.slots,
+            "free": self.free,
+            "unassigned": [_dev(d) for d in self.unplaced],
+        }
+
+
+def show_data(data: bytes | str, planned: bool = False, **overrides) -> SlotMap:
+    """The slot map of a domain: machine, slots in use, free slots, unassigned devices.
 
     ``planned`` shows the domain as a relayout would write it (the same output, read back).
     """
@@ -72,36 +94,22 @@ def show_data(data: bytes | str, planned: bool = False, **overrides) -> dict:
         for a, d in sorted(rows, key=lambda r: (numbers.get(r[0].bus, 999), r[0]))
     ]
     free = topo.chipset.free_slots(topo, lay, {(a.bus, a.slot) for a, _ in rows})
-    return {
-        "machine": topo.machine,
-        "slots": entries,
-        "free": free,
-        "unassigned": [_dev(d) for _, d in unplaced],
-        "_unplaced": unplaced,
-        "_laid_out": lay is not None,
-    }
+    return SlotMap(topo.machine, entries, free, [d for _, d in unplaced], lay is not None)
 
 
-def show_json(data: dict) -> str:
-    import json
-
-    public = {k: v for k, v in data.items() if not k.startswith("_")}
-    return json.dumps(public, indent=2) + "\n"
-
-
-def show_table(data: dict) -> str:
+def show_table(data: SlotMap) -> str:
     """A slot map a person reads at a glance: one row per function in use."""
-    entries, free, unplaced = data["slots"], data["free"], data["_unplaced"]
+    entries, free, unplaced = data.slots, data.free, data.unplaced
     lines = [f"{'bus:slot.fn':<12} {'device':<52} {'role':<13} guest name"]
     for e in entries:
         lines.append(f"{e['address']:<12} {e['device'][:52]:<52} {e['role']:<13} {e['guest_name']}")
     for f in free:
         lines.append(f"{f['slots']:<12} {'(free)':<52} {f['role']:<13}")
-    for _, d in unplaced:
+    for d in unplaced:
         lines.append(
             f"{'--:--.-':<12} {_dev(d)[:52]:<52} {d.role.value:<13} (libvirt assigns at define)"
         )
-    if not data["_laid_out"]:
+    if not data.laid_out:
         lines.append("no planner layout recorded: run `planner relayout` to pin it")
     return "\n".join(lines) + "\n"
 
@@ -109,7 +117,11 @@ def show_table(data: dict) -> str:
 def show(data: bytes | str, planned: bool = False, as_json: bool = False, **overrides) -> str:
     """``planner show``'s output: the slot map as a table, or as JSON."""
     result = show_data(data, planned, **overrides)
-    return show_json(result) if as_json else show_table(result)
+    if as_json:
+        import json
+
+        return json.dumps(result.as_dict(), indent=2) + "\n"
+    return show_table(result)
 
 
 def _bsf(a: PciAddress) -> str:

@@ -23,6 +23,11 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
-    data = report.show_data(read_input(args.file), args.planned, **policy_overrides(args))
-    sys.stdout.write(report.show_json(data) if args.json else report.show_table(data))
+    slot_map = report.show_data(read_input(args.file), args.planned, **policy_overrides(args))
+    if args.json:
+        import json
+
+        sys.stdout.write(json.dumps(slot_map.as_dict(), indent=2) + "\n")
+    else:
+        sys.stdout.write(report.show_table(slot_map))
     return 0

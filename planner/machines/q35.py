@@ -126,7 +126,8 @@ def fixed_address(el: etree._Element, primary_video) -> PciAddress | None:
 
 def implicit_devices(devs: etree._Element, quote: str) -> list[tuple[str, str, str]]:
     """libvirt gives a q35 domain without a USB controller a qemu-xhci one
-    (qemuDomainDefAddDefaultDevices), which takes a root port like any device."""
+    (qemuDomainDefAddDefaultDevices; qemu_postparse.c in newer libvirt), which takes a
+    root port like any device."""
     q = quote
     if any(c.get("type") == "usb" for c in devs.findall("controller")):
         return []
