@@ -6,12 +6,15 @@ The public API is small and import-light (libvirt is imported only by hot-plug):
 - :func:`hotplug` attaches a device to a domain at the address the layout reserves for it.
 - :mod:`planner.errors`: typed errors carrying data (element, address, limit, option).
 
-``relayout`` is imported eagerly on purpose: a function and a submodule share the
-name, and the function must be bound after the submodule is loaded.
+``relayout`` and the pure ``hotplug`` module are imported eagerly on purpose: a
+function and a submodule share each name, and the function must be bound after the
+submodule is loaded, or loading it later would replace the function. Neither loads
+libvirt.
 """
 
 from __future__ import annotations
 
+from . import hotplug as _choice  # noqa: F401 - loaded before def hotplug below
 from ._version import __version__
 from .errors import (
     AddressClash,

@@ -24,7 +24,7 @@ from .errors import (
     PlannerError,
     UnsupportedError,
 )
-from .hotplug_plan import choose
+from .hotplug import choose
 from .machines import needs_resolving, read_topology
 from .names import guest_bus_numbers, predict
 from .pci import PciAddress

@@ -130,3 +130,17 @@ def test_relayout_of_a_file_loads_neither_libvirt_nor_jinja2_nor_json():
     loaded = set(out.stdout.split())
     assert "planner.relayout" in loaded
     assert not loaded & {"libvirt", "jinja2", "json", "difflib", "xmltodict", "planner.virt"}
+
+
+def test_the_public_functions_are_not_shadowed_by_their_submodules():
+    code = (
+        "import importlib, planner\n"
+        "for m in ('planner.hotplug', 'planner.relayout', 'planner.attach', 'planner.cli'):\n"
+        "    importlib.import_module(m)\n"
+        "import planner.hotplug, planner.relayout\n"
+        "assert planner.hotplug.__module__ == 'planner', planner.hotplug\n"
+        "assert planner.relayout.__module__ == 'planner.relayout', planner.relayout\n"
+        "assert callable(planner.hotplug) and callable(planner.relayout)\n"
+        "from planner.hotplug import choose\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from planner import relayout
 from planner.errors import NoRoomError
-from planner.hotplug_plan import choose
+from planner.hotplug import choose
 from planner.machines import read_topology
 from planner.relayout import nic_names
 from planner.topology import Role

@@ -1,4 +1,4 @@
-"""Where a hot-plugged device goes: planner.hotplug_plan.choose, without libvirt.
+"""Where a hot-plugged device goes: planner.hotplug.choose, without libvirt.
 
 A running domain has two definitions, the live one and the persistent one. The
 chooser gets both topologies; a slot counts as free only if it is free in both.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from planner.errors import InputError, NoRoomError
-from planner.hotplug_plan import choose
+from planner.hotplug import choose
 from planner.machines import read_topology
 from planner.pci import PciAddress
 from planner.xmldoc import Document

@@ -6,8 +6,9 @@ attached live could collide with one that exists only in the config, or a
 restart could move it. The machine (:mod:`planner.machines`) decides which free
 place a device of a kind takes.
 
-(Not ``planner/hotplug.py``: that name would shadow the public ``planner.hotplug``
-function as soon as the submodule is imported.)
+The package imports this module before it defines the public ``planner.hotplug()``
+function, so the function, not this module, is the package's ``hotplug`` attribute
+(as with ``relayout``).
 """
 
 from __future__ import annotations
