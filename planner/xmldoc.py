@@ -70,13 +70,17 @@ def _decode(data: bytes | str) -> str:
 
 @dataclass
 class Document:
-    """A parsed domain document: the original text, the lxml tree, and element spans."""
+    """A parsed domain document: the original text, the lxml tree, and element spans.
+
+    The spans (where each element sits in the text) are built on first use: only an
+    :class:`Editor` needs them, so reading a topology (show, hot-plug) skips the scan.
+    """
 
     text: str
     root: etree._Element
     elements: list[etree._Element]
-    spans: list[Span]
     _index: dict[etree._Element, int] = field(default_factory=dict, repr=False)
+    _spans: list[Span] | None = field(default=None, repr=False)
 
     @classmethod
     def parse(cls, data: bytes | str) -> Document:
@@ -96,12 +100,21 @@ class Document:
         if root.tag != "domain":
             raise InputError(f"root element is <{root.tag}>, expected <domain>")
         elements = [el for el in root.iter() if isinstance(el.tag, str)]
-        spans = _scan(text)
-        if len(spans) != len(elements):
-            raise InputError("document structure could not be mapped (entities are not supported)")
-        doc = cls(text, root, elements, spans)
+        doc = cls(text, root, elements)
         doc._index = {el: i for i, el in enumerate(elements)}
         return doc
+
+    @property
+    def spans(self) -> list[Span]:
+        """Start/end tag spans of every element, in document order (scanned once)."""
+        if self._spans is None:
+            spans = _scan(self.text)
+            if len(spans) != len(self.elements):
+                raise InputError(
+                    "document structure could not be mapped (entities are not supported)"
+                )
+            self._spans = spans
+        return self._spans
 
     def position(self, el: etree._Element) -> int:
         return self._index[el]
@@ -195,7 +208,7 @@ class Editor:
         at the end of the tag in the document's dominant quote style.
         """
         pos = self.doc.position(el)
-        span = self.doc.spans[pos]
+        span = self._checked_span(el)
         tag = self._tags.get(pos, self.doc.text[span.start : span.start_end])
         pending = dict(values)
 
@@ -222,6 +235,17 @@ class Editor:
             new_tag = head + extra + body[len(head) :] + closing
         self._tags[pos] = new_tag
 
+    def _checked_span(self, el: etree._Element) -> Span:
+        """el's span, after checking that the text there is el's start tag: an edit
+        must never splice into another element's markup."""
+        span = self.doc.span(el)
+        name = (f"{el.prefix}:" if el.prefix else "") + etree.QName(el).localname
+        text = self.doc.text
+        end = span.start + 1 + len(name)
+        if text[span.start + 1 : end] != name or text[end] not in " \t\r\n/>":
+            raise AssertionError(f"span of <{name}> does not hold its start tag")
+        return span
+
     def append_child(self, parent: etree._Element, markup: str) -> None:
         """Insert markup as parent's last child, indented like its siblings."""
         own = self.doc.indent_of(parent)
@@ -230,8 +254,9 @@ class Editor:
         if not child_indent:
             child_indent = own + self.doc.indent_unit()
         markup = _reindent(markup, child_indent)
+        self._checked_span(parent)
         if children:
-            after = self.doc.span(children[-1])
+            after = self._checked_span(children[-1])
             pos = after.end_end if after.end_end is not None else after.start_end
             self._edits.append((pos, pos, "\n" + child_indent + markup))
         else:  # no child elements yet: collected, written once in result()
@@ -241,14 +266,14 @@ class Editor:
 
     def insert_after(self, sibling: etree._Element, markup: str) -> None:
         """Insert markup right after sibling, at sibling's indentation."""
-        s = self.doc.span(sibling)
+        s = self._checked_span(sibling)
         pos = s.end_end if s.end_end is not None else s.start_end
         indent = self.doc.indent_of(sibling)
         self._edits.append((pos, pos, "\n" + indent + _reindent(markup, indent)))
 
     def replace(self, el: etree._Element, markup: str) -> None:
         """Replace the whole element el with markup (kept at el's indentation)."""
-        s = self.doc.span(el)
+        s = self._checked_span(el)
         end = s.end_end if s.end_end is not None else s.start_end
         new = _reindent(markup, self.doc.indent_of(el))
         if self.doc.text[s.start : end] != new:

@@ -252,3 +252,21 @@ def test_atomic_write_failure_leaves_the_original_and_no_temporary_file(tmp_path
         atomic_write(target, "new")
     assert target.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dom.xml"]
+
+
+def test_spans_are_built_only_when_an_editor_needs_them():
+    from planner.machines import read_topology
+
+    doc = Document.parse("<domain><devices><interface type='user'/><video/></devices></domain>")
+    read_topology(doc)
+    assert doc._spans is None  # show and hot-plug never scan the text
+    Editor(doc).set_attrs(doc.root.find("devices/video"), {"x": "1"})
+    assert doc._spans is not None and len(doc.spans) == len(doc.elements)
+
+
+def test_an_edit_checks_the_tag_it_splices_into():
+    doc = Document.parse("<domain><devices><interface type='user'/><video/></devices></domain>")
+    spans = doc.spans
+    doc._spans = [*spans[:2], spans[3], spans[2]]  # interface and video swapped
+    with pytest.raises(AssertionError, match="does not hold its start tag"):
+        Editor(doc).set_attrs(doc.root.find("devices/video"), {"x": "1"})
