@@ -59,7 +59,6 @@ FILES = _files()
 PC_FILES = [p for p in FILES if re.match(r"^(pc|pc-i440fx-.*|pc-\d.*)$", _machine(p))]
 
 
-
 def test_the_corpus_is_there_with_both_folders():
     assert CORPUS.is_dir(), f"the corpus is missing: {CORPUS}"
     top = [p for p in FILES if p.parent == CORPUS]
