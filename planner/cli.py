@@ -10,8 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import __version__
 from .errors import EXIT_CHECK_DIRTY, PlannerError
+from .versions import VersionAction
 
 
 def _read_input(path: str) -> bytes:
@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="planner",
         description="PCI layouts for libvirt domains that keep guest NIC names predictable.",
     )
-    parser.add_argument("--version", action="version", version=f"planner {__version__}")
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("relayout", help="rewrite domain XML with the planned PCI layout")
