@@ -208,6 +208,7 @@ def vm_xml(
     channel_dir: str = "/var/lib/libvirt/qemu",
     domain_type: str = "kvm",
     description: str = "CentOS 7 (64-bit)",
+    uuid: str = "5d3c8f6e-2b7a-4b11-9a0e-1f4c2d6e8a10",
 ) -> str:
     """A domain as CloudStack's LibvirtVMDef writes it (cf. samples/cloudstack-2nic.xml).
 
@@ -253,7 +254,7 @@ def vm_xml(
     video = "vga" if "q35" in machine else "cirrus"
     return f"""<domain type={a(domain_type)}>
   <name>{escape(name)}</name>
-  <uuid>5d3c8f6e-2b7a-4b11-9a0e-1f4c2d6e8a10</uuid>
+  <uuid>{uuid}</uuid>
   <description>{escape(description)}</description>
   <memory>262144</memory>
   <currentMemory>262144</currentMemory>
