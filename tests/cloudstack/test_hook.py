@@ -68,6 +68,9 @@ def cloudstack_cases() -> dict[str, Expect]:
         "cloudstack/i-2-44-VM-200KiB": Expect(
             vm_xml("i-2-44-VM", MACS[:2], description=big, **dq).encode()
         ),
+        "cloudstack/i-2-45-VM-utf8": Expect(
+            vm_xml("i-2-45-VM", MACS[:2], description="Ubuntu 22.04 – Zürich ☃", **dq).encode()
+        ),
         "cloudstack/i-2-42-VM-acpi-index": Expect(
             vm_xml("i-2-42-VM", MACS[:2], **dq).encode(), ("--acpi-index",)
         ),
@@ -387,3 +390,64 @@ def test_fails_open(failed, key: str) -> None:
     assert [pid for pid in started if _alive(pid)] == []
     if case.fake is not None:
         assert started, "the fake planner did not run"
+
+
+# --- the driver is the agent -----------------------------------------------------------
+
+NULL_HOOK = """class NullHook {
+    def transform(logger, xml) { return null }
+}
+new NullHook()
+"""
+NO_METHOD_HOOK = """class OtherHook {
+    def other(logger, xml) { return xml }
+}
+new OtherHook()
+"""
+
+
+def test_the_driver_falls_back_as_the_agent_does(tmp_path) -> None:
+    """LibvirtKvmAgentHook and LibvirtStartCommandWrapper keep the XML when the script is
+    missing, returns null or lacks the method; so does the driver."""
+    xml = vm_xml("i-2-42-VM", MACS[:2]).encode()
+    dirs = {}
+    for key, text in {"missing": None, "null": NULL_HOOK, "no method": NO_METHOD_HOOK}.items():
+        d = tmp_path / key.replace(" ", "-")
+        d.mkdir()
+        if text is not None:
+            (d / "libvirt-vm-xml-transformer.groovy").write_text(text)
+        dirs[key] = d
+    outcomes = collect(
+        *start_agent([Case(k, xml, d) for k, d in dirs.items()], tmp_path / "agent", SYSTEM_PATH)
+    )
+    logs = {k: [(r.logger, r.level, r.message) for r in o.log] for k, o in zip(dirs, outcomes)}
+    print(f"\n{logs}")
+    assert [o.output for o in outcomes] == [xml] * 3
+    script = dirs["missing"] / "libvirt-vm-xml-transformer.groovy"
+    assert logs["missing"] == [
+        (
+            HOOK_LOGGER,
+            "WARN",
+            f"Groovy script '{script}' is not available. Transformations will not be applied.",
+        ),
+        (
+            HOOK_LOGGER,
+            "WARN",
+            "Groovy scripting engine is not initialized. Data transformation skipped.",
+        ),
+    ]
+    assert logs["null"] == [
+        (
+            "LibvirtStartCommandWrapper",
+            "WARN",
+            "Libvirt XML transformer returned NULL, will use XML specification unchanged.",
+        )
+    ]
+    # Groovy 2.4 throws a plain MissingMethodException here, not the MissingMethodExceptionNoStack
+    # that handle() catches: the start path's catch (Exception) keeps the XML instead.
+    ((logger, level, message),) = logs["no method"]
+    assert (logger, level) == ("LibvirtStartCommandWrapper", "WARN")
+    assert message.startswith(
+        "Exception occurred when handling LibVirt XML transformer hook: {} "
+        "groovy.lang.MissingMethodException: No signature of method: OtherHook.transform()"
+    )
