@@ -14,7 +14,15 @@ from .errors import PlannerError
 from .policy import Policy
 from .relayout import RelayoutResult, relayout
 
-__all__ = ["PlannerError", "Policy", "RelayoutResult", "relayout", "hotplug", "__version__"]
+__all__ = [
+    "PlannerError",
+    "Policy",
+    "RelayoutResult",
+    "relayout",
+    "hotplug",
+    "unplug",
+    "__version__",
+]
 
 
 def hotplug(domain, device_xml, **options):
@@ -25,3 +33,10 @@ def hotplug(domain, device_xml, **options):
     from .attach import hotplug as _hotplug
 
     return _hotplug(domain, device_xml, **options)
+
+
+def unplug(domain, match, **options):
+    """Detach one PCI device and wait until it is gone: see :func:`planner.unplug.unplug`."""
+    from .unplug import unplug as _unplug
+
+    return _unplug(domain, match, **options)
