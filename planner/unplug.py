@@ -9,6 +9,10 @@ So after asking libvirt to detach, :func:`unplug` waits for that event (or
 ``DEVICE_REMOVAL_FAILED``) up to a timeout and says which of the two happened. The
 persistent definition is edited by libvirt at once either way.
 
+The live detach goes by the device's alias (``virDomainDetachDeviceAlias``, asynchronous);
+a detach by XML would block inside libvirt for up to 5 s waiting for the guest. The
+persistent definition is detached with the element's XML as it has it.
+
 Events need libvirt's event loop registered *before* the connection is opened. When
 planner opens the connection it does so; with a connection the caller opened, events
 may never arrive, so the live XML is also polled (bounded by the same timeout). The
@@ -395,6 +399,7 @@ def _unplug(domain, wanted: Match, live: bool, config: bool, timeout: float, eve
                         callbacks.append(dconn.domainEventRegisterAny(domain, event, cb, None))
                     except libvirt.libvirtError:
                         events_reliable = False  # fall back to polling the live XML
+                started = time.monotonic()
                 _detach(domain, found["live"], libvirt.VIR_DOMAIN_AFFECT_LIVE, "running domain")
             if do_config:
                 try:
@@ -408,7 +413,7 @@ def _unplug(domain, wanted: Match, live: bool, config: bool, timeout: float, eve
             removed, waited, how = True, 0.0, "none"
             if do_live:
                 removed, waited, how = _wait(
-                    domain, found["live"], waiter, timeout, events_reliable
+                    domain, found["live"], waiter, started, timeout, events_reliable
                 )
         finally:
             for cb_id in callbacks:
@@ -436,18 +441,35 @@ def _unplug(domain, wanted: Match, live: bool, config: bool, timeout: float, eve
 
 
 def _detach(domain, f: Found, flag: int, what: str) -> None:
+    """Ask libvirt to detach ``f`` from one definition.
+
+    Live, by its alias when it has one (``virDomainDetachDeviceAlias``): that call
+    returns at once and the removal is reported by DEVICE_REMOVED, whereas a detach by
+    XML waits inside libvirt up to 5 s for the guest (qemuDomainWaitForDeviceRemoval;
+    measured: 5.0 s for a guest that never answers), which would make ``timeout``
+    meaningless below 5 s. The persistent definition, and a live device without an
+    alias, are detached with the element's XML as that definition has it.
+    """
+    libvirt = virt._libvirt()
     try:
+        if f.where == "live" and f.alias:
+            domain.detachDeviceAlias(f.alias, flag)
+            return
         domain.detachDeviceFlags(f.xml(), flag)
-    except Exception as exc:  # libvirt.libvirtError
+    except libvirt.libvirtError as exc:
         raise LibvirtRefused(
             f"libvirt refused to detach {_describe(f)} from the {what} definition: "
             f"{virt.message(exc)}"
         ) from None
 
 
-def _wait(domain, device: Found, waiter: _Waiter, timeout: float, events_reliable: bool):
-    """(removed, seconds waited, how it was seen) for the live part of an unplug."""
-    started = time.monotonic()
+def _wait(
+    domain, device: Found, waiter: _Waiter, started: float, timeout: float, events_reliable: bool
+):
+    """(removed, seconds since ``started``, how it was seen) for the live part of an unplug.
+
+    ``started`` is when the live detach was requested: the timeout counts from there.
+    """
     # The device may already be gone (the guest was quick, or before the callback existed).
     if not _still_live(domain, device):
         return True, time.monotonic() - started, "absent"

@@ -269,7 +269,7 @@ def test_a_device_already_gone_is_not_waited_for(conn, make_domain):
         "live", gone.element, gone.kind, gone.address, "52:54:00:00:00:99", None, None, True
     )
     waiter = unplug_mod._Waiter(dom.UUIDString(), None)
-    removed, waited, how = unplug_mod._wait(dom, ghost, waiter, 10.0, True)
+    removed, waited, how = unplug_mod._wait(dom, ghost, waiter, time.monotonic(), 10.0, True)
     assert (removed, how) == (True, "absent")
     assert waited < 1.0
 
