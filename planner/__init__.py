@@ -4,6 +4,7 @@ The public API is small and import-light (libvirt is imported only by hot-plug):
 
 - :func:`relayout` rewrites domain XML (a string) and returns the new XML and its plan.
 - :func:`hotplug` attaches a device to a domain at the address the layout reserves for it.
+- :func:`unplug` detaches one PCI device and waits until the guest has released it.
 """
 
 from __future__ import annotations

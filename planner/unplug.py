@@ -255,7 +255,7 @@ class UnplugResult:
     waited: float  # seconds spent waiting for the guest
     observed_by: str  # 'event', 'poll', 'absent' (gone before the wait), 'none' (no live part)
     timeout: float
-    running: bool = False  # the domain was running
+    kept_live: bool = False  # --config on a running domain that still has the device
 
     @property
     def status(self) -> str:
@@ -265,7 +265,7 @@ class UnplugResult:
         at = f" at {self.address}" if self.address else ""
         name = f" ({self.guest_name})" if self.guest_name else ""
         head = f"{self.label}{at}{name}"
-        if self.removed and not self.detached_live and self.running:
+        if self.kept_live:
             return f"{head} removed from the persistent config (the running domain keeps it)"
         if self.removed:
             return f"{head} removed"
@@ -436,7 +436,9 @@ def _unplug(domain, wanted: Match, live: bool, config: bool, timeout: float, eve
             waited=waited,
             observed_by=how,
             timeout=timeout,
-            running="live" in xmls,
+            kept_live=not do_live
+            and "live" in xmls
+            and any(f.identity == shown.identity for f in devices_of(xmls["live"], "live")),
         )
 
 

@@ -289,3 +289,35 @@ def test_parse_match_reads_addresses_and_names():
     assert unplug_mod.parse_match("eno2").name == "eno2"
     with pytest.raises(InputError):
         unplug_mod.parse_match("")
+
+
+def test_a_device_only_in_the_config_of_a_running_domain_is_removed(make_domain, domain_name):
+    dom = make_domain(start=True)
+    extra = (
+        "<interface type='user'><mac address='52:54:00:00:00:0a'/><model type='virtio'/>"
+        "</interface>"
+    )
+    dom.attachDeviceFlags(extra, AFFECT_CONFIG)
+    proc = unplug(domain_name, "52:54:00:00:00:0A")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.endswith(" removed\n"), proc.stdout
+    assert "52:54:00:00:00:0a" not in macs(dom.XMLDesc(XML_INACTIVE))
+
+
+def test_unplug_waits_for_the_domain_lock_hotplug_uses(make_domain, domain_name):
+    """While another planner command holds the domain's lock, unplug changes nothing."""
+    from planner import virt
+
+    dom = make_domain()
+    before = dom.XMLDesc(XML_INACTIVE)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    argv = [sys.executable, "-m", "planner", "unplug", "-c", URI, domain_name, "ens4"]
+    with virt.domain_lock(dom.UUIDString()):
+        proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(1.5)
+        assert proc.poll() is None  # blocked on the lock
+        assert dom.XMLDesc(XML_INACTIVE) == before
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.decode().endswith("(ens4) removed\n")
+    assert slots(dom.XMLDesc(XML_INACTIVE), "interface") == [3, 5]
