@@ -11,6 +11,8 @@ choice does not depend on the live one (libvirt copies the device before either)
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from lxml import etree
 
@@ -99,8 +101,6 @@ def image(tmp_path):
         path = tmp_path / f"{name}.raw"
         path.write_bytes(b"")
         path.chmod(0o666)
-        import os
-
         os.truncate(path, 1 << 20)
         return str(path)
 
@@ -346,6 +346,35 @@ def test_q35_a_port_without_hotplug_serves_the_config_only(conn, domain_name):
 
 
 # --- pure ------------------------------------------------------------------------------
+
+
+def _addressed(machine: str, devices: str) -> str:
+    return domain("x", machine, devices)
+
+
+def test_pure_pc_one_free_slot_without_libvirt():
+    """The same prediction from hand-written XML (no daemon): live 00:1f, config 01:01."""
+    xml = _addressed(
+        "pc",
+        "<controller type='pci' index='0' model='pci-root'/>\n"
+        + "<video><model type='vga'/>"
+        + pci(0, 2)
+        + "</video>\n"
+        + fill_pc_bus0(3, 0x1E),
+    )
+    ff = predict_from_xml(xml, xml)
+    assert (ff.live, ff.config) == (PciAddress(0, 0, 0x1F, 0), PciAddress(0, 1, 1, 0))
+    assert [(a.index, a.model, a.address) for a in ff.added] == [
+        (1, "pci-bridge", PciAddress(0, 0, 0x1F, 0))
+    ]
+
+
+def test_pure_q35_hotplug_off_and_not_running():
+    devs = _q35_ports([(1, 0, ""), (2, 1, "<target hotplug='off'/>"), (3, 2, "")], {1: 1})
+    xml = _addressed("q35", "<controller type='pci' index='0' model='pcie-root'/>\n" + devs)
+    assert predict_from_xml(xml, xml)[:2] == (PciAddress(0, 3, 0, 0), PciAddress(0, 2, 0, 0))
+    assert predict_from_xml(None, xml)[:2] == (None, PciAddress(0, 2, 0, 0))
+    assert predict_from_xml(xml, None)[:2] == (PciAddress(0, 3, 0, 0), None)
 
 
 def test_connect_types():
