@@ -400,7 +400,7 @@ def _unplug(domain, wanted: Match, live: bool, config: bool, timeout: float, eve
                     except libvirt.libvirtError:
                         events_reliable = False  # fall back to polling the live XML
                 started = time.monotonic()
-                _detach(domain, found["live"], libvirt.VIR_DOMAIN_AFFECT_LIVE, "running domain")
+                request_live_detach(domain, found["live"])
             if do_config:
                 try:
                     _detach(domain, found["config"], libvirt.VIR_DOMAIN_AFFECT_CONFIG, "persistent")
@@ -463,6 +463,28 @@ def _detach(domain, f: Found, flag: int, what: str) -> None:
             f"libvirt refused to detach {_describe(f)} from the {what} definition: "
             f"{virt.message(exc)}"
         ) from None
+
+
+_ALREADY_PENDING = ("already in progress", "in the process of unplug", "unplug already")
+
+
+def request_live_detach(domain, f: Found) -> None:
+    """Ask the running domain to release ``f``, tolerating the two races of a pending unplug.
+
+    The device may be gone by now (an earlier request the guest has just acknowledged,
+    between our read of the live XML and this call): nothing is left to detach. Or an
+    earlier request may still be pending, which QEMU refuses to repeat: waiting for it
+    is all there is to do.
+    """
+    libvirt = virt._libvirt()
+    try:
+        _detach(domain, f, libvirt.VIR_DOMAIN_AFFECT_LIVE, "running domain")
+    except LibvirtRefused as exc:
+        if not _still_live(domain, f):
+            return
+        if any(p in str(exc).lower() for p in _ALREADY_PENDING):
+            return
+        raise
 
 
 def _wait(

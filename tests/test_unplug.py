@@ -321,3 +321,21 @@ def test_unplug_waits_for_the_domain_lock_hotplug_uses(make_domain, domain_name)
     assert proc.returncode == 0, err
     assert out.decode().endswith("(ens4) removed\n")
     assert slots(dom.XMLDesc(XML_INACTIVE), "interface") == [3, 5]
+
+
+def test_a_live_device_gone_before_the_request_is_not_an_error(conn, make_domain):
+    """The other race: the device left the running domain between planner's read of the
+    live XML and its detach request (an earlier unplug the guest just acknowledged)."""
+    dom = make_domain(start=True)
+    (real,) = [
+        f for f in unplug_mod.devices_of(dom.XMLDesc(0), "live") if f.mac == "52:54:00:00:00:01"
+    ]
+    ghost = unplug_mod.Found(
+        "live", real.element, real.kind, real.address, "52:54:00:00:00:99", "net99", None, True
+    )
+    unplug_mod.request_live_detach(dom, ghost)  # libvirt: no such alias; the device is gone
+    with pytest.raises(planner.errors.LibvirtRefused, match="refused to detach"):
+        stale = unplug_mod.Found(
+            "live", real.element, real.kind, real.address, real.mac, "net99", None, True
+        )
+        unplug_mod.request_live_detach(dom, stale)  # still live under another alias: refused
