@@ -403,3 +403,24 @@ def predict_from_xml(
         live_hotplug_off=offs[0],
         config_hotplug_off=offs[1],
     )
+
+
+def guest_name(
+    topo: Topology,
+    addr: PciAddress,
+    added: tuple[AddedController, ...] = (),
+    acpi_index: int | None = None,
+) -> str:
+    """The name the guest would give a NIC at ``addr`` (``ens9``, ``enp9s0``), counting the
+    controllers libvirt adds to the definition (``added``) in the guest's bus numbering."""
+    from .names import guest_bus_numbers, predict
+    from .topology import Bus
+
+    buses = dict(topo.buses)
+    parents = topo.controller_addresses()
+    for c in added:
+        buses[c.index] = Bus(c.index, c.model, c.address)
+        if c.address is not None:
+            parents[c.index] = c.address
+    numbers = guest_bus_numbers(buses, parents)
+    return predict(topo.machine, addr, numbers, False, acpi_index)

@@ -16,9 +16,11 @@ import os
 import pytest
 from lxml import etree
 
-from planner.firstfit import connect_type, predict_from_xml
+from planner.firstfit import connect_type, guest_name, predict_from_xml
 from planner.pci import PciAddress
 from planner.relayout import relayout
+from planner.topology import read_topology
+from planner.xmldoc import Document
 
 pytestmark = pytest.mark.libvirt
 
@@ -131,7 +133,11 @@ def run_case(conn, label, xml, kind, device, setup=None, separately=False, model
     RESULTS.append(line)
     print(f"\nfirst-fit {line}")
     assert (predicted.live, predicted.config) == actual, line
-    return predicted, actual, dom
+    return predicted, actual, dom, (live_xml, config_xml)
+
+
+def _topo(xml: str):
+    return read_topology(Document.parse(xml))
 
 
 def disk_device(image) -> str:
@@ -148,15 +154,17 @@ def disk_device(image) -> str:
 def test_pc_libvirt_default_layout_next_device_goes_to_slot_9(conn, domain_name, image, kind):
     xml = domain(domain_name, "pc", small_vm(image("vda")))
     device = NEW_NIC if kind == "interface" else disk_device(image)
-    predicted, _, _ = run_case(conn, f"pc default layout, {kind}", xml, kind, device)
+    predicted, _, dom, before = run_case(conn, f"pc default layout, {kind}", xml, kind, device)
     assert predicted.live == PciAddress(0, 0, 9, 0)  # ens9: the problem planner exists for
+    if kind == "interface":  # the guest's name, as tests/e2e/test_guest_baseline.py sees it
+        assert guest_name(_topo(before[0]), predicted.live) == "ens9"
 
 
 @pytest.mark.parametrize("kind", ["interface", "disk"])
 def test_pc_laid_out_next_device_fills_the_nic_range(conn, domain_name, image, kind):
     xml = relayout(domain(domain_name, "pc", small_vm(image("vda")))).xml
     device = NEW_NIC if kind == "interface" else disk_device(image)
-    predicted, _, _ = run_case(conn, f"pc laid out, {kind}", xml, kind, device)
+    predicted, *_ = run_case(conn, f"pc laid out, {kind}", xml, kind, device)
     assert predicted.live == PciAddress(0, 0, 5, 0)
 
 
@@ -174,7 +182,7 @@ def test_pc_hole_only_in_the_config_live_and_config_differ(conn, domain_name, im
         ]
         dom.detachDeviceFlags(etree.tostring(el, encoding="unicode"), AFFECT_CONFIG)
 
-    predicted, _, _ = run_case(
+    predicted, *_ = run_case(
         conn, "pc hole in config only", xml, "interface", NEW_NIC, detach_config
     )
     assert (predicted.live.slot, predicted.config.slot) == (6, 4)
@@ -192,7 +200,7 @@ def test_pc_unplug_the_guest_never_acknowledged(conn, domain_name, image):
         ]
         dom.detachDeviceFlags(etree.tostring(el, encoding="unicode"), AFFECT_LIVE | AFFECT_CONFIG)
 
-    predicted, _, _ = run_case(conn, "pc pending unplug", xml, "interface", NEW_NIC, detach_both)
+    predicted, *_ = run_case(conn, "pc pending unplug", xml, "interface", NEW_NIC, detach_both)
     assert (predicted.live.slot, predicted.config.slot) == (6, 4)
 
 
@@ -200,7 +208,7 @@ def test_pc_without_video_nothing_keeps_slot_2(conn, domain_name):
     """libvirt 9.0 reserves slot 2 only for a primary video: the NIC took it at define,
     the memballoon 3, so the next device gets 4."""
     xml = domain(domain_name, "pc", nic(1))
-    predicted, _, _ = run_case(conn, "pc without video", xml, "interface", NEW_NIC)
+    predicted, *_ = run_case(conn, "pc without video", xml, "interface", NEW_NIC)
     assert predicted.live == predicted.config == PciAddress(0, 0, 4, 0)
 
 
@@ -210,7 +218,7 @@ def test_pc_bus_0_before_a_pci_bridge(conn, domain_name):
         + nic(1)
         + "<video><model type='vga'/></video>\n"
     )
-    predicted, _, _ = run_case(
+    predicted, *_ = run_case(
         conn, "pc with pci-bridge", domain(domain_name, "pc", devs), "interface", NEW_NIC
     )
     assert predicted.live.bus == 0
@@ -225,7 +233,7 @@ def test_pc_bus_0_full_goes_behind_the_pci_bridge(conn, domain_name):
         + fill_pc_bus0(3, 0x1E)
         + "<memballoon model='none'/>\n"
     )
-    predicted, _, _ = run_case(
+    predicted, *_ = run_case(
         conn, "pc bus 0 full, pci-bridge", domain(domain_name, "pc", devs), "interface", NEW_NIC
     )
     assert predicted.live == predicted.config == PciAddress(0, 1, 1, 0)
@@ -239,7 +247,7 @@ def test_pc_one_free_slot_live_takes_it_the_config_adds_a_bridge(conn, domain_na
         + fill_pc_bus0(3, 0x1E)
         + "<memballoon model='none'/>\n"
     )
-    predicted, _, dom = run_case(
+    predicted, _, dom, before = run_case(
         conn, "pc one free slot", domain(domain_name, "pc", devs), "interface", NEW_NIC
     )
     assert predicted.live == PciAddress(0, 0, 0x1F, 0)
@@ -282,8 +290,10 @@ def test_pc_bus_0_full_no_bridge_libvirt_refuses_both(conn, domain_name):
 def test_q35_libvirt_default_layout_uses_the_spare_root_port(conn, domain_name, image, kind):
     xml = domain(domain_name, "q35", small_vm(image("vda")))
     device = NEW_NIC if kind == "interface" else disk_device(image)
-    predicted, _, _ = run_case(conn, f"q35 default layout, {kind}", xml, kind, device)
+    predicted, _, dom, before = run_case(conn, f"q35 default layout, {kind}", xml, kind, device)
     assert predicted.live.slot == 0 and predicted.live.bus > 0
+    if kind == "interface":  # as tests/e2e/test_q35_names.py's baseline guest says
+        assert guest_name(_topo(before[0]), predicted.live) == "enp9s0"
 
 
 def test_q35_a_conventional_pci_nic_goes_behind_the_pcie_to_pci_bridge(conn, domain_name, image):
@@ -291,7 +301,7 @@ def test_q35_a_conventional_pci_nic_goes_behind_the_pcie_to_pci_bridge(conn, dom
     libvirt added for the watchdog (slot 1 taken by it)."""
     xml = domain(domain_name, "q35", small_vm(image("vda")))
     e1000 = NEW_NIC.replace("virtio", "e1000")
-    predicted, _, _ = run_case(
+    predicted, *_ = run_case(
         conn, "q35 default layout, e1000", xml, "interface", e1000, model="e1000"
     )
     assert predicted.live.slot == 2 and predicted.live.bus > 0
@@ -299,7 +309,7 @@ def test_q35_a_conventional_pci_nic_goes_behind_the_pcie_to_pci_bridge(conn, dom
 
 def test_q35_laid_out_first_empty_port(conn, domain_name, image):
     xml = relayout(domain(domain_name, "q35", small_vm(image("vda")))).xml
-    predicted, _, _ = run_case(conn, "q35 laid out", xml, "interface", NEW_NIC)
+    predicted, *_ = run_case(conn, "q35 laid out", xml, "interface", NEW_NIC)
     assert predicted.live == PciAddress(0, 3, 0, 0)  # the first spare NIC port: enp3s0
 
 
@@ -320,7 +330,7 @@ def _q35_ports(ports: list[tuple[int, int, str]], nics: dict[int, int]) -> str:
 
 def test_q35_all_ports_taken_live_fails_the_config_gains_a_port(conn, domain_name):
     devs = _q35_ports([(1, 0, ""), (2, 1, "")], {1: 1, 2: 2})
-    predicted, _, dom = run_case(
+    predicted, _, dom, before = run_case(
         conn,
         "q35 all ports taken",
         domain(domain_name, "q35", devs),
@@ -330,6 +340,8 @@ def test_q35_all_ports_taken_live_fails_the_config_gains_a_port(conn, domain_nam
     )
     assert predicted.live is None
     assert predicted.config == PciAddress(0, 3, 0, 0)
+    topo = _topo(before[1])  # the persistent XML before the attach: 2 ports
+    assert guest_name(topo, predicted.config, predicted.added) == "enp3s0"
     (port,) = predicted.added
     assert (port.model, port.address) == ("pcie-root-port", PciAddress(0, 0, 2, 2))
     root = etree.fromstring(dom.XMLDesc(XML_INACTIVE).encode())
@@ -339,7 +351,7 @@ def test_q35_all_ports_taken_live_fails_the_config_gains_a_port(conn, domain_nam
 
 def test_q35_a_port_without_hotplug_serves_the_config_only(conn, domain_name):
     devs = _q35_ports([(1, 0, ""), (2, 1, "<target hotplug='off'/>"), (3, 2, "")], {1: 1})
-    predicted, _, _ = run_case(
+    predicted, *_ = run_case(
         conn, "q35 hotplug='off' port", domain(domain_name, "q35", devs), "interface", NEW_NIC
     )
     assert (predicted.live.bus, predicted.config.bus) == (3, 2)
