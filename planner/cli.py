@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from . import unplug_cli
 from .errors import EXIT_CHECK_DIRTY, PlannerError
 from .versions import VersionAction
 
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="if planner cannot place the device, let libvirt choose (with a warning)",
     )
+    unplug_cli.add_parser(sub)
     return parser
 
 
@@ -206,7 +208,12 @@ def cmd_hotplug(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"relayout": cmd_relayout, "show": cmd_show, "hotplug": cmd_hotplug}[args.command]
+    handler = {
+        "relayout": cmd_relayout,
+        "show": cmd_show,
+        "hotplug": cmd_hotplug,
+        "unplug": unplug_cli.run,
+    }[args.command]
     try:
         return handler(args)
     except PlannerError as exc:
