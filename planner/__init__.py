@@ -4,6 +4,7 @@ The public API is small and import-light (libvirt is imported only by hot-plug):
 
 - :func:`relayout` rewrites domain XML (a string) and returns the new XML and its plan.
 - :func:`hotplug` attaches a device to a domain at the address the layout reserves for it.
+- :func:`unplug` detaches one PCI device and waits until the guest has released it.
 - :mod:`planner.errors`: typed errors carrying data (element, address, limit, option).
 
 ``relayout`` and the pure ``hotplug`` module are imported eagerly on purpose: a
@@ -31,6 +32,13 @@ from .policy import Policy
 from .relayout import RelayoutResult, relayout
 
 __all__ = [
+    "PlannerError",
+    "Policy",
+    "RelayoutResult",
+    "relayout",
+    "hotplug",
+    "unplug",
+    "__version__",
     "AddressClash",
     "DomainNotFound",
     "ImpossibleError",
@@ -45,6 +53,7 @@ __all__ = [
     "__version__",
     "hotplug",
     "relayout",
+    "unplug",
 ]
 
 
@@ -56,3 +65,10 @@ def hotplug(domain, device_xml, **options):
     from .attach import hotplug as _hotplug
 
     return _hotplug(domain, device_xml, **options)
+
+
+def unplug(domain, match, **options):
+    """Detach one PCI device and wait until it is gone: see :func:`planner.detach.unplug`."""
+    from .detach import unplug as _unplug
+
+    return _unplug(domain, match, **options)

@@ -8,10 +8,8 @@ edited (address, ACPI index) and serialised once. libvirt is reached only throug
 from __future__ import annotations
 
 import copy
-import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from lxml import etree
 
@@ -32,10 +30,6 @@ from .topology import Topology, pci_address
 from .xmldoc import Document, parse_element
 
 RETRIES = 5  # attempts when another tool takes the chosen address first
-TEMPLATE_DIRS = (
-    Path(__file__).resolve().parent.parent / "templates",
-    Path(sys.prefix) / "share" / "planner" / "templates",
-)
 
 
 @dataclass(frozen=True)
@@ -70,21 +64,10 @@ def render_nic(
     mac: str | None = None,
     template: str | None = None,
 ) -> str:
-    """A NIC's XML from the jinja2 template (templates/nic.xml.j2 or --template FILE)."""
-    import jinja2
+    """A NIC's XML from the sandboxed jinja2 template: see planner.template."""
+    from .template import render_nic as render
 
-    if template:
-        path = Path(template)
-        loader = jinja2.FileSystemLoader(str(path.parent))
-        name = path.name
-    else:
-        loader = jinja2.FileSystemLoader([str(d) for d in TEMPLATE_DIRS])
-        name = "nic.xml.j2"
-    env = jinja2.Environment(loader=loader, autoescape=True, undefined=jinja2.StrictUndefined)
-    try:
-        return env.get_template(name).render(type=type_, source=source, model=model, mac=mac)
-    except jinja2.TemplateError as exc:
-        raise InputError(f"template {template or name}: {exc}") from None
+    return render(type_, source, model, mac, template)
 
 
 def _topologies(domain, xmls: dict[str, str]) -> list[Topology]:

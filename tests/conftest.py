@@ -1,16 +1,16 @@
 """Shared fixtures: a real libvirtd with the QEMU driver; hypothesis profiles; markers.
 
 Tests that need libvirt take the ``conn`` fixture (which marks them ``libvirt``, so that
-``-m "not libvirt"`` selects exactly the tests that need no daemon). If no libvirtd answers, the
-fixture runs ``tests/host-setup.sh`` (as root) to install and start one. When
-that still fails, the test is skipped on a developer's machine but **fails**
-under CI (``CI=true``): CI must never pass by skipping the real thing.
+``-m "not libvirt"`` selects exactly the tests that need no daemon). A fixture never
+installs or configures anything: if no libvirtd answers, the test says to run the set-up
+command (``tests/host-setup.sh``, as root, on a disposable machine) and is skipped on a
+developer's machine but **fails** under CI (``CI=true``): CI must never pass by
+skipping the real thing.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +21,10 @@ from hypothesis import HealthCheck, settings
 ROOT = Path(__file__).resolve().parent.parent
 URI = os.environ.get("PLANNER_TEST_URI", "qemu:///system")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SETUP_HINT = (
+    "set up a disposable test machine first, as root: bash tests/host-setup.sh"
+    " (PLANNER_TEST_HOST=1 bash tests/host-setup.sh where libvirt was already configured)"
+)
 
 # Property tests: CI runs 500 examples each; a local run a quick 50. A test that sets
 # max_examples itself (one that defines domains in libvirtd) keeps its own number.
@@ -65,13 +69,8 @@ def conn():
         _unavailable(f"libvirt-python not importable ({exc})")
     try:
         c = _connect()
-    except Exception:
-        if os.geteuid() == 0:
-            subprocess.run(["bash", str(ROOT / "tests" / "host-setup.sh")], check=False)
-        try:
-            c = _connect()
-        except Exception as exc:  # noqa: BLE001
-            _unavailable(str(exc))
+    except Exception as exc:  # noqa: BLE001
+        _unavailable(f"{exc}; {SETUP_HINT}")
     yield c
     c.close()
 

@@ -1,10 +1,10 @@
-"""The shared corpus of real domain XML: every file relayouts, validates and defines.
+"""The corpus of real domain XML: every file relayouts, validates and defines.
 
-The corpus lives next to the repository, at ``../shared/corpus`` (see its SOURCES.md):
-the top folder holds domains as orchestrators and libvirt's tests write them, and
-``libvirt90-assigned/`` the same domains as libvirt 9.0 dumps them, every address
-assigned. It is read in place and never copied into the repository. Without it the
-module is skipped on a developer's machine, but fails in CI.
+The corpus is part of the repository, in ``tests/corpus/`` (origins and licences in
+its SOURCES.md): the top folder holds domains as orchestrators and libvirt's tests
+write them, and ``libvirt90-assigned/`` the same domains as libvirt 9.0 dumps them,
+every address assigned. Nothing here reads outside the repository
+(``tests/test_self_contained.py`` proves it).
 
 Every machine type relayout supports is checked; a file whose machine type planner
 reports as "not supported yet" is skipped until support lands.
@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 from domains import (
-    IN_CI,
     ROOT,
     address,
     defined,
@@ -33,14 +32,18 @@ from domains import (
 from planner import relayout
 from planner.errors import UnsupportedError
 
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = ROOT / "tests" / "corpus"
 ASSIGNED = "libvirt90-assigned"
 
 
 def _files() -> list[Path]:
-    if not CORPUS.is_dir():
-        return []
     return sorted(CORPUS.glob("*.xml")) + sorted((CORPUS / ASSIGNED).glob("*.xml"))
+
+
+def _listed() -> list[str]:
+    """The files SOURCES.md names: the first cell of each row of its file table."""
+    text = (CORPUS / "SOURCES.md").read_text(encoding="utf-8")
+    return re.findall(r"^\| `([^`]+\.xml)` \|", text, flags=re.MULTILINE)
 
 
 def _id(path: Path) -> str:
@@ -55,16 +58,20 @@ def _machine(path: Path) -> str:
 FILES = _files()
 PC_FILES = [p for p in FILES if re.match(r"^(pc|pc-i440fx-.*|pc-\d.*)$", _machine(p))]
 
-if not FILES and not IN_CI:
-    pytest.skip(f"the shared corpus is not at {CORPUS}", allow_module_level=True)
-
 
 def test_the_corpus_is_there_with_both_folders():
-    assert CORPUS.is_dir(), f"the shared corpus is missing: {CORPUS}"
+    assert CORPUS.is_dir(), f"the corpus is missing: {CORPUS}"
     top = [p for p in FILES if p.parent == CORPUS]
     assigned = [p for p in FILES if p.parent.name == ASSIGNED]
     assert len(top) >= 60 and len(assigned) == len(top)
     assert len(PC_FILES) >= 40
+
+
+def test_the_corpus_has_every_file_sources_lists_and_no_other():
+    listed = _listed()
+    assert len(listed) >= 130 and len(set(listed)) == len(listed)
+    assert len(FILES) >= len(listed), f"{len(FILES)} corpus files, SOURCES.md lists {len(listed)}"
+    assert sorted(_id(p) for p in FILES) == sorted(listed)
 
 
 @functools.cache

@@ -1,12 +1,14 @@
 """The ``planner`` command line: the only place that reads parsed arguments, prints,
 and turns errors into exit codes.
 
-One module per command (:mod:`.relayout`, :mod:`.show`, :mod:`.hotplug`), each with
+One module per command (:mod:`.relayout`, :mod:`.show`, :mod:`.hotplug`,
+:mod:`.unplug`), each with
 ``add_parser(subparsers)`` and ``run(args) -> int``. The library below raises typed
 errors (:mod:`planner.errors`); :func:`exit_code` maps each class to its code:
 
     0  success (``relayout --check``: nothing would change)
-    1  ``relayout --check``: a relayout would change something
+    1  ``relayout --check``: a relayout would change something; ``unplug``: the guest
+       has not released the device yet
     2  bad input, an impossible or unsupported request
     3  hot-plug: no room
     4  domain not found
@@ -19,9 +21,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .._version import __version__
 from ..errors import DomainNotFound, LibvirtRefused, NoRoomError, PlannerError, Unreachable
-from . import hotplug, relayout, show
+from ..versions import VersionAction
+from . import hotplug, relayout, show, unplug
 from .common import UsageError, read_input, warn
 
 EXIT_OK = 0
@@ -52,7 +54,7 @@ FLAGS = {
     "fallback": "--fallback",
 }
 
-COMMANDS = {"relayout": relayout, "show": show, "hotplug": hotplug}
+COMMANDS = {"relayout": relayout, "show": show, "hotplug": hotplug, "unplug": unplug}
 __all__ = ["main", "exit_code", "UsageError", "read_input", "warn", "EXIT_CODES"]
 
 
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="planner",
         description="PCI layouts for libvirt domains that keep guest NIC names predictable.",
     )
-    parser.add_argument("--version", action="version", version=f"planner {__version__}")
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
     for module in COMMANDS.values():
         module.add_parser(sub)

@@ -34,6 +34,8 @@ class Machine(Protocol):
     name: str  # written in the metadata's machine= and in --json
     root_model: str  # the model of PCI controller 0
     builtin_sata0: bool  # SATA controller 0 is part of the chipset (libvirt adds none)
+    pcie: bool  # libvirt connects devices that can be PCIe as PCIe (a pcie-root machine)
+    reserved: tuple[PciAddress, ...]  # functions the chipset holds that no element shows
 
     def matches(self, machine_type: str) -> bool:
         """Is ``machine_type`` (``pc-i440fx-7.2``, an alias) this chipset?"""
@@ -82,6 +84,11 @@ def by_name(name: str) -> Machine:
         if m.name == name:
             return m
     raise UnsupportedError(f"machine {name!r} is not supported yet")
+
+
+def default_machine() -> Machine:
+    """The machine of a domain that names none (libvirt's x86 default)."""
+    return next(m for m in MACHINES if m.matches(DEFAULT_MACHINE_TYPE))
 
 
 def machine_type(root: etree._Element) -> tuple[str, str]:

@@ -35,7 +35,11 @@ from ..topology import Device, Role, Topology, occupied
 
 name = "pc"
 root_model = "pci-root"
+pcie = False  # conventional PCI: every device connects as PCI
 builtin_sata0 = False  # i440fx has no SATA: libvirt adds an ahci controller 0
+# Functions the chipset holds that no device element shows, which libvirt reserves
+# (qemuDomainValidateDevicePCISlotsPIIX3): the PIIX3 ISA bridge 01.0 and its PM 01.3.
+reserved = (PciAddress(0, 0, 1, 0), PciAddress(0, 0, 1, 3))
 _TYPES = re.compile(r"^(pc|pc-i440fx-.*|pc-\d.*)$")
 
 FIRST_FREE_SLOT = 2  # 0 is the host bridge, 1 the PIIX3

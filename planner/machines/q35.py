@@ -43,7 +43,12 @@ from ..topology import Device, Role, Topology, occupied
 
 name = "q35"
 root_model = "pcie-root"
+# virtio, e1000e and igb connect as PCIe (qemuDomainDeviceCalculatePCIConnectFlags)
+pcie = True
 builtin_sata0 = True  # the ICH9 AHCI controller 0 at 1f.2 is part of the chipset
+# Functions the chipset holds that no device element shows, which libvirt reserves
+# (qemuDomainValidateDevicePCISlotsQ35): the ICH9 LPC bridge 1f.0 and SMBus 1f.3.
+reserved = (PciAddress(0, 0, 0x1F, 0), PciAddress(0, 0, 0x1F, 3))
 _TYPES = re.compile(r"^(q35|pc-q35-.*)$")
 ROOT_PORT = "pcie-root-port"
 FIRST_PORT_SLOT = 2  # slot 1 is the primary video's

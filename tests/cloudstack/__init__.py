@@ -1,0 +1,1 @@
+"""CloudStack: the KVM agent hook that runs planner at every VM start."""

@@ -1,0 +1,79 @@
+"""The tests read nothing outside the repository.
+
+A copy of the repository's files (``git ls-files``, tracked and not ignored) goes to a
+temporary directory with nothing beside it, in particular no ``../shared``; the corpus
+tests run there in a subprocess, against the copy's own ``planner``, and must all pass
+with every corpus file counted.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS_SOURCES = ROOT / "tests" / "corpus" / "SOURCES.md"
+IGNORED = shutil.ignore_patterns(
+    ".git", "__pycache__", "*.egg-info", "build", "dist", ".pytest_cache", ".hypothesis"
+)
+
+
+def _repository_files() -> list[str]:
+    """The files a clone has: tracked ones plus new ones not ignored (none without git)."""
+    proc = subprocess.run(
+        ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:  # an unpacked sdist: no git, the tree is what ships
+        return []
+    return [f for f in proc.stdout.decode().split("\0") if f and (ROOT / f).is_file()]
+
+
+def copy_repository(dest: Path) -> Path:
+    files = _repository_files()
+    if not files:
+        shutil.copytree(ROOT, dest, ignore=IGNORED, symlinks=True)
+        return dest
+    for name in files:
+        target = dest / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, target, follow_symlinks=False)
+    return dest
+
+
+def test_the_corpus_tests_pass_in_a_copy_with_nothing_beside_it(tmp_path):
+    listed = re.findall(
+        r"^\| `([^`]+\.xml)` \|", CORPUS_SOURCES.read_text(encoding="utf-8"), flags=re.M
+    )
+    copy = copy_repository(tmp_path / "clone")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clone"]  # no ../shared
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, planner, pytest; assert planner.__file__.startswith(sys.argv[1]);"
+            " raise SystemExit(pytest.main(sys.argv[2:]))",
+            str(copy),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-m",
+            "not libvirt",
+            "-o",
+            "addopts=-ra",
+            "tests/test_corpus.py",
+        ],
+        cwd=copy,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    tail = proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, tail
+    summary = proc.stdout.strip().splitlines()[-1]
+    # two tests per file (relayout, schema), plus the two counting the corpus itself
+    assert re.match(rf"^{2 * len(listed) + 2} passed, \d+ deselected in ", summary), tail
