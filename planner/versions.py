@@ -54,7 +54,7 @@ def _one_line(text) -> str:
 
 
 def _planner() -> str:
-    from . import __version__
+    from ._version import __version__
 
     where = os.path.dirname(os.path.abspath(__file__))
     impl = platform.python_implementation()

@@ -144,3 +144,13 @@ def test_the_public_functions_are_not_shadowed_by_their_submodules():
         "from planner.hotplug import choose\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_every_subpackage_is_packaged():
+    import tomllib
+
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {module_name(p) for p in PACKAGE.rglob("__init__.py")}
+    assert found <= listed
