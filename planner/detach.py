@@ -19,7 +19,7 @@ may never arrive, so the live XML is also polled (bounded by the same timeout). 
 live XML is checked right after the callback is registered too, so a device that is
 gone before that is not waited for.
 
-Nothing here prints; :mod:`planner.unplug_cli` does.
+Nothing here prints; :mod:`planner.cli.unplug` does.
 """
 
 from __future__ import annotations
