@@ -239,7 +239,9 @@ class Editor:
         """el's span, after checking that the text there is el's start tag: an edit
         must never splice into another element's markup."""
         span = self.doc.span(el)
-        name = (f"{el.prefix}:" if el.prefix else "") + etree.QName(el).localname
+        name = el.tag
+        if name[0] == "{":  # namespaced: the tag as written, prefix:localname
+            name = (f"{el.prefix}:" if el.prefix else "") + etree.QName(el).localname
         text = self.doc.text
         end = span.start + 1 + len(name)
         if text[span.start + 1 : end] != name or text[end] not in " \t\r\n/>":
