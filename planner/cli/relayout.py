@@ -62,7 +62,7 @@ def _run_domain(args) -> int:
         doc = Document.parse(virt.persistent_xml(dom, args.domain))
         resolved = virt.resolve_machine(conn, doc.root)
         result = relayout(doc, machine_type=resolved, **policy_overrides(args))
-        quiet = not (args.json or args.diff or args.output)
+        quiet = not (args.json or args.diff)  # stdout is free for the status line
         code = emit(result, args, f"domain/{args.domain}", print_xml=not args.define)
         if not args.define or code:
             return code

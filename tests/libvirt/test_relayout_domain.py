@@ -111,3 +111,12 @@ def test_in_place_is_refused_with_one_line(dom, domain_name, capsys):
 def test_an_unknown_domain_is_exit_4(conn, capsys):
     assert cli("--domain", "planner-test-no-such-domain") == 4
     assert capsys.readouterr().err.startswith("planner: error: domain ")
+
+
+def test_define_with_output_writes_the_file_and_defines(dom, domain_name, capsys, tmp_path):
+    target = tmp_path / "out.xml"
+    expected = relayout(persistent(dom)).xml
+    assert cli("--domain", domain_name, "--define", "-o", str(target)) == 0
+    assert capsys.readouterr().out == f"domain {domain_name} defined\n"
+    assert target.read_text() == expected
+    assert etree.fromstring(persistent(dom).encode()).find(f"metadata/{LAYOUT}") is not None
