@@ -174,15 +174,11 @@ def cmd_relayout(args) -> int:
                 f"b/{name}",
             )
         )
-    elif args.in_place or args.output:
-        from .xmldoc import atomic_write
+    elif args.in_place or args.output is not None:
+        from .files import write_output
 
-        target = Path(args.file if args.in_place else args.output)
         if not (args.in_place and not result.changed):
-            try:
-                atomic_write(target, result.xml)
-            except OSError as exc:
-                raise PlannerError(f"cannot write {target}: {exc.strerror}") from None
+            write_output(args.file if args.in_place else args.output, result.xml)
     else:
         sys.stdout.write(result.xml)
     return 0

@@ -1,0 +1,305 @@
+"""Safe output writes: ``relayout -o FILE`` and ``relayout -i FILE``.
+
+planner runs as root, so writing a result must never clobber what the user did not
+name, nor leave a half-written or world-readable file behind. :func:`write_output`
+follows these rules:
+
+- **Not a regular file.** An existing character device, FIFO or terminal
+  (``/dev/null``, ``/dev/tty``, a named pipe) is written into directly, as a shell's
+  ``>`` would: it is never replaced. ``/dev/stdout``, ``/dev/stderr``, ``/dev/fd/N``
+  and ``/proc/self/fd/N`` write to planner's own open descriptor N (as bash does), so
+  ``-o /dev/stdout >> log`` appends. A directory, socket or block device is refused.
+- **Symbolic links** are followed: the file the link resolves to is replaced
+  atomically and the link itself stays a link. A link in a sticky world-writable
+  directory (``/tmp``) is followed only if it belongs to the caller or to the
+  directory's owner: the kernel's ``protected_symlinks`` rule, applied whatever that
+  sysctl says, so nobody can point root's output at ``/etc/passwd``.
+- **Regular files** are replaced atomically: the data goes to a temporary file beside
+  the target (``.NAME.planner-XXXXXXXX.tmp``, created ``O_EXCL|O_NOFOLLOW|O_CLOEXEC``
+  with mode 0600), is fsync'd, gets the owner, group and mode of the file it replaces
+  (``fchown`` then ``fchmod``, so a setgid bit survives), is renamed over the target,
+  and the directory is fsync'd. A new file gets ``0666 & ~umask``, like any other tool.
+  Only root can keep another user's ownership; an unprivileged caller keeps the group
+  where it may, as ``sed -i`` does. ACLs and SELinux labels are not copied.
+- **Hard links.** Replacing a file gives the name a new inode, so other hard links to
+  the old file keep the old content (``sed -i`` does the same). Edit through the name
+  you want changed.
+- **Temporary files** are removed on every exit path: errors, KeyboardInterrupt, and
+  SIGTERM/SIGHUP, which are caught for the duration of the write (unless ignored), the
+  temporary file removed, and the signal re-raised under the previous handler: with
+  the default one the process dies of it (exit status 128+signo). SIGKILL cannot be
+  caught, so a leftover ``.NAME.planner-*.tmp`` can only come from SIGKILL, a crash of
+  the interpreter or a power loss; it is safe to delete.
+- ``""`` is not a path: an error, never stdout.
+
+Every failure raises :class:`WriteError`, one line: ``cannot write PATH: reason``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import re
+import secrets
+import signal
+import stat
+import sys
+import threading
+
+from .errors import PlannerError
+
+TEMP_MARK = "planner"  # .NAME.planner-XXXXXXXX.tmp
+CAUGHT_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+_OWN_FD = re.compile(r"/(?:dev/fd|proc/self/fd)/([0-9]+)")
+_STD = {"/dev/stdout": 1, "/dev/stderr": 2}
+_NAME_MAX = 255
+_MAX_LINKS = 40  # as the kernel's MAXSYMLINKS
+
+
+class WriteError(PlannerError):
+    """An output file could not be written; nothing was replaced."""
+
+
+class _Signalled(BaseException):
+    def __init__(self, signo: int):
+        super().__init__(signo)
+        self.signo = signo
+
+
+def write_output(path, data: bytes | str) -> None:
+    """Write ``data`` (bytes, or text written as UTF-8) to ``path`` by the rules above."""
+    name = os.fsdecode(path) if isinstance(path, (bytes, os.PathLike)) else path
+    if not isinstance(name, str) or name == "":
+        raise WriteError("cannot write '': the output path is empty")
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    try:
+        own = _own_fd(name)
+        if own is not None:
+            _write_own_fd(own, data)
+            return
+        directory, base = _resolve(name)
+        try:
+            st = os.stat(os.path.join(directory, base))
+        except FileNotFoundError:
+            st = None
+        if (
+            st is not None
+            and not stat.S_ISREG(st.st_mode)
+            and _write_into(os.path.join(directory, base), data)
+        ):
+            return
+        _replace(name, directory, base, data)
+    except OSError as exc:
+        raise WriteError(f"cannot write {name}: {_reason(exc)}") from None
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _own_fd(name: str) -> int | None:
+    """The descriptor a /dev/stdout-like name stands for in this process, if it is one."""
+    norm = os.path.normpath(name)
+    if norm in _STD:
+        return _STD[norm]
+    m = _OWN_FD.fullmatch(norm)
+    return int(m.group(1)) if m else None
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _write_own_fd(fd: int, data: bytes) -> None:
+    if fd in (1, 2):  # anything Python buffered for it goes first
+        with contextlib.suppress(Exception):
+            (sys.stdout if fd == 1 else sys.stderr).flush()
+    _write_all(fd, data)
+
+
+def _write_into(name: str, data: bytes) -> bool:
+    """Write into an existing character device or FIFO; False if it is a regular file now."""
+    fd = os.open(name, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISREG(mode):  # swapped since the stat: take the atomic path
+            return False
+        if not (stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)):
+            kind = "a block device" if stat.S_ISBLK(mode) else "not a regular file"
+            raise OSError(errno.EINVAL, f"it is {kind}")
+        _write_all(fd, data)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _current_umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # pragma: no cover - kernels before 4.7
+    os.umask(mask)  # pragma: no cover
+    return mask  # pragma: no cover
+
+
+def _temp_name(base: str) -> str:
+    suffix = f".{TEMP_MARK}-{secrets.token_hex(4)}.tmp"
+    room = _NAME_MAX - len(os.fsencode(suffix)) - 1
+    stem = os.fsencode(base)[:room].decode("utf-8", "ignore") if room > 0 else ""
+    return f".{stem}{suffix}"
+
+
+def _resolve(name: str) -> tuple[str, str]:
+    """The directory and the entry a write replaces: symbolic links at the end followed.
+
+    A link in a sticky world-writable directory (``/tmp``) is followed only if it
+    belongs to us or to the directory's owner, as the kernel's ``protected_symlinks``
+    does, whatever that sysctl says: root must not write where another user points.
+    """
+    path = os.path.abspath(name)
+    for _ in range(_MAX_LINKS):
+        directory, base = os.path.split(path)
+        if base in ("", ".", ".."):
+            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return directory, base
+        if not stat.S_ISLNK(st.st_mode):
+            return directory, base
+        parent = os.stat(directory)
+        shared = stat.S_ISVTX | stat.S_IWOTH
+        if parent.st_mode & shared == shared and st.st_uid not in (os.geteuid(), parent.st_uid):
+            raise OSError(
+                errno.EACCES,
+                f"it is a symbolic link owned by uid {st.st_uid} in the shared directory "
+                f"{directory}: not followed",
+            )
+        path = os.path.join(directory, os.readlink(path))
+    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+
+
+@contextlib.contextmanager
+def _catch_signals():
+    """While writing, SIGTERM/SIGHUP raise _Signalled; the old handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers; errors still clean up
+        return
+
+    def handler(signo, _frame):
+        raise _Signalled(signo)
+
+    previous = {}
+    try:
+        for signo in CAUGHT_SIGNALS:
+            old = signal.getsignal(signo)
+            if old is signal.SIG_IGN or old is None:
+                continue  # nohup and friends: keep ignoring it
+            previous[signo] = signal.signal(signo, handler)
+        yield
+    finally:
+        _block()
+        for signo, old in previous.items():
+            signal.signal(signo, old)
+        _unblock()
+
+
+def _block() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, CAUGHT_SIGNALS)
+
+
+def _unblock() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, CAUGHT_SIGNALS)
+
+
+def _replace(name: str, directory: str, base: str, data: bytes) -> None:
+    try:
+        with _catch_signals():
+            _replace_atomically(directory, base, data)
+    except _Signalled as sig:
+        signal.raise_signal(sig.signo)  # to the previous handler: by default, death
+        raise WriteError(
+            f"cannot write {name}: interrupted by {signal.Signals(sig.signo).name}"
+        ) from None
+
+
+def _replace_atomically(directory: str, base: str, data: bytes) -> None:
+    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    tmp = fd = None
+    try:
+        try:
+            old = os.stat(base, dir_fd=dfd, follow_symlinks=False)
+        except FileNotFoundError:
+            old = None
+        if old is not None and not stat.S_ISREG(old.st_mode):
+            kind = "a symbolic link" if stat.S_ISLNK(old.st_mode) else "not a regular file"
+            raise OSError(errno.EINVAL, f"it became {kind} while planner was writing")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        for _ in range(100):
+            candidate = _temp_name(base)
+            _block()  # the name is recorded before a signal can interrupt
+            try:
+                fd = os.open(candidate, flags, 0o600, dir_fd=dfd)
+                tmp = candidate
+                break
+            except FileExistsError:
+                continue
+            finally:
+                _unblock()
+        else:  # pragma: no cover - 100 random names taken
+            raise OSError(errno.EEXIST, "no free temporary file name")
+        _write_all(fd, data)
+        os.fsync(fd)
+        if old is not None:
+            _keep_owner(fd, old)
+            os.fchmod(fd, stat.S_IMODE(old.st_mode))  # after chown, which clears setgid
+        else:
+            os.fchmod(fd, 0o666 & ~_current_umask())
+        os.close(fd)
+        fd = None
+        _block()
+        try:
+            os.rename(tmp, base, src_dir_fd=dfd, dst_dir_fd=dfd)
+            tmp = None
+        finally:
+            _unblock()
+        try:
+            os.fsync(dfd)
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EROFS):
+                raise OSError(
+                    exc.errno, f"{_reason(exc)} while syncing its directory (it was replaced)"
+                ) from None
+    except BaseException:
+        _block()
+        try:
+            if fd is not None:
+                os.close(fd)
+            if tmp is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp, dir_fd=dfd)
+        finally:
+            _unblock()
+        raise
+    finally:
+        os.close(dfd)
+
+
+def _keep_owner(fd: int, old: os.stat_result) -> None:
+    """Give the temporary file the owner and group of the file it replaces, as far as allowed."""
+    now = os.fstat(fd)
+    if (now.st_uid, now.st_gid) == (old.st_uid, old.st_gid):
+        return
+    try:
+        os.fchown(fd, old.st_uid, old.st_gid)
+    except PermissionError:  # not root: keep at least the group if we are in it
+        with contextlib.suppress(PermissionError):
+            os.fchown(fd, -1, old.st_gid)
