@@ -6,18 +6,12 @@ so relayout works (and starts fast) where libvirt is not installed.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import sys
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 from .errors import DomainNotFound, LibvirtRefused, PlannerError, Unreachable
 
 DEFAULT_URI = "qemu:///system"
-LOCK_DIRS = (Path("/run/lock/planner"), Path(tempfile.gettempdir()) / "planner-locks")
 
 
 def _libvirt():
@@ -125,23 +119,11 @@ def is_address_clash(exc) -> bool:
     return "double use" in text or "in use" in text or "already" in text and "address" in text
 
 
-@contextlib.contextmanager
-def domain_lock(uuid: str) -> Iterator[None]:
-    """Serialise planner hot-plugs of one domain on this host (an flock on a file)."""
-    for d in LOCK_DIRS:
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-            fd = os.open(d / f"{uuid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            break
-        except OSError:
-            continue
-    else:
-        raise PlannerError("cannot create a lock file in " + " or ".join(map(str, LOCK_DIRS)))
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+def domain_lock(uuid: str):
+    """Serialise planner hot-plugs of one domain on this host: see :mod:`planner.lock`."""
+    from .lock import domain_lock as lock
+
+    return lock(uuid)
 
 
 def relayout_domain(args) -> int:
