@@ -164,7 +164,8 @@ def _resolve(name: str) -> tuple[str, str]:
     belongs to us or to the directory's owner, as the kernel's ``protected_symlinks``
     does, whatever that sysctl says: root must not write where another user points.
     """
-    path = os.path.abspath(name)
+    path = name if os.path.isabs(name) else os.path.join(os.getcwd(), name)  # no normpath:
+    # "link/.." is the kernel's business, not a string operation
     for _ in range(_MAX_LINKS):
         directory, base = os.path.split(path)
         if base in ("", ".", ".."):
