@@ -7,9 +7,11 @@ over /run/lock so the host's real lock directory is never touched.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -29,6 +31,13 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (runuser, 
 
 def as_nobody(*cmd: str, **kw):
     return subprocess.run(["runuser", "-u", "nobody", "--", *cmd], **kw)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Kill a lock holder we started, with the children it forked (its own session)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 @pytest.fixture
@@ -112,7 +121,8 @@ def test_a_squatter_holding_the_lock_cannot_stall_root(shared, uuid):
     d = shared / "planner"
     as_nobody("mkdir", "-m", "777", str(d), check=True)
     holder = subprocess.Popen(
-        ["runuser", "-u", "nobody", "--", "flock", str(d / f"{uuid}.lock"), "sleep", "60"]
+        ["runuser", "-u", "nobody", "--", "flock", str(d / f"{uuid}.lock"), "sleep", "60"],
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 30
@@ -121,8 +131,7 @@ def test_a_squatter_holding_the_lock_cannot_stall_root(shared, uuid):
         got = take(uuid, d, timeout=3600)  # refused at once, long before any timeout
         assert got["error"] == "LockError" and "owned by uid 65534" in got["message"], got
     finally:
-        holder.kill()
-        holder.wait()
+        stop(holder)
 
 
 def test_a_root_owned_directory_writable_by_others_is_refused(shared, uuid):
@@ -227,13 +236,13 @@ def test_a_held_lock_times_out_naming_the_holder(tmp_path, uuid):
     holder = subprocess.Popen(
         ["flock", str(d / f"{uuid}.lock"), "sh", "-c", "echo locked; exec sleep 60"],
         stdout=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         assert holder.stdout.readline() == b"locked\n"
         got = take(uuid, d, timeout=0.5)
     finally:
-        holder.kill()
-        holder.wait()
+        stop(holder)
     assert got["error"] == "LockTimeout", got
     assert got["code"] == 75
     assert got["elapsed"] >= 0.5
@@ -250,13 +259,13 @@ def test_the_lock_is_taken_once_the_holder_lets_go(tmp_path, uuid):
     holder = subprocess.Popen(
         ["flock", str(d / f"{uuid}.lock"), "sh", "-c", "echo locked; exec sleep 0.3"],
         stdout=subprocess.PIPE,
+        start_new_session=True,
     )
     try:
         assert holder.stdout.readline() == b"locked\n"
         got = take(uuid, d, timeout=30)
     finally:
-        holder.kill()
-        holder.wait()
+        stop(holder)
     assert "ok" in got, got
 
 
