@@ -92,7 +92,12 @@ def write_output(path, data: bytes | str) -> None:
             return
         _replace(name, directory, base, data)
     except OSError as exc:
-        raise WriteError(f"cannot write {name}: {_reason(exc)}") from None
+        raise WriteError(f"cannot write {_show(name)}: {_reason(exc)}") from None
+
+
+def _show(name: str) -> str:
+    """A path for a one-line message: quoted if it holds a newline or other control."""
+    return name if name.isprintable() else repr(name)
 
 
 def _reason(exc: OSError) -> str:
@@ -228,7 +233,7 @@ def _replace(name: str, directory: str, base: str, data: bytes) -> None:
     except _Signalled as sig:
         signal.raise_signal(sig.signo)  # to the previous handler: by default, death
         raise WriteError(
-            f"cannot write {name}: interrupted by {signal.Signals(sig.signo).name}"
+            f"cannot write {_show(name)}: interrupted by {signal.Signals(sig.signo).name}"
         ) from None
 
 

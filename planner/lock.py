@@ -72,7 +72,7 @@ def lock_dir() -> Path:
     runtime = os.environ.get("XDG_RUNTIME_DIR") or f"/run/user/{os.geteuid()}"
     if not os.path.isabs(runtime) or not os.path.isdir(runtime):
         raise LockError(
-            f"no private directory for the hot-plug lock: {runtime} does not exist "
+            f"no private directory for the hot-plug lock: {_show(runtime)} does not exist "
             f"(set XDG_RUNTIME_DIR or {ENV_DIR})"
         )
     return Path(runtime) / "planner"
@@ -114,7 +114,7 @@ def _open_dir(path: Path) -> int:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise LockError(f"cannot create lock directory {path}: {_reason(exc)}") from None
+        raise LockError(f"cannot create lock directory {_show(path)}: {_reason(exc)}") from None
     try:
         fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError as exc:
@@ -124,20 +124,20 @@ def _open_dir(path: Path) -> int:
             why = "it is not a directory"
         else:
             why = _reason(exc)
-        raise LockError(f"cannot use lock directory {path}: {why}") from None
+        raise LockError(f"cannot use lock directory {_show(path)}: {why}") from None
     try:
         st = os.fstat(fd)
         me = os.geteuid()
         if st.st_uid != me:
             raise LockError(
-                f"refusing lock directory {path}: it is owned by uid {st.st_uid}, "
+                f"refusing lock directory {_show(path)}: it is owned by uid {st.st_uid}, "
                 f"not uid {me}; remove it"
             )
         if created:
             os.fchmod(fd, 0o700)  # whatever the umask did
         elif st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
             raise LockError(
-                f"refusing lock directory {path}: mode {stat.S_IMODE(st.st_mode):04o} lets "
+                f"refusing lock directory {_show(path)}: mode {stat.S_IMODE(st.st_mode):04o} lets "
                 "group or others write in it; chmod 0700 it"
             )
     except BaseException:
@@ -152,14 +152,15 @@ def _open_file(dfd: int, path: Path) -> int:
         fd = os.open(path.name, flags, 0o600, dir_fd=dfd)
     except OSError as exc:
         why = "it is a symbolic link" if exc.errno == errno.ELOOP else _reason(exc)
-        raise LockError(f"cannot open lock file {path}: {why}") from None
+        raise LockError(f"cannot open lock file {_show(path)}: {why}") from None
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise LockError(f"refusing lock file {path}: it is not a regular file")
+            raise LockError(f"refusing lock file {_show(path)}: it is not a regular file")
         if st.st_uid != os.geteuid():
             raise LockError(
-                f"refusing lock file {path}: it is owned by uid {st.st_uid}, not uid {os.geteuid()}"
+                f"refusing lock file {_show(path)}: it is owned by uid {st.st_uid}, "
+                f"not uid {os.geteuid()}"
             )
     except BaseException:
         os.close(fd)
@@ -176,7 +177,7 @@ def _acquire(fd: int, path: Path, uuid: str, timeout: float | None) -> None:
             return
         except OSError as exc:
             if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EINTR):
-                raise LockError(f"cannot lock {path}: {_reason(exc)}") from None
+                raise LockError(f"cannot lock {_show(path)}: {_reason(exc)}") from None
         now = time.monotonic()
         if deadline is not None and now >= deadline:
             break
@@ -186,7 +187,7 @@ def _acquire(fd: int, path: Path, uuid: str, timeout: float | None) -> None:
     who = f"held by {describe_pid(holder)}" if holder else "held by another process"
     raise LockTimeout(
         f"timed out after {timeout:g} s waiting for the hot-plug lock of domain {uuid} "
-        f"({path}, {who}); retry later or wait longer with --lock-timeout",
+        f"({_show(path)}, {who}); retry later or wait longer with --lock-timeout",
         str(path),
         holder,
     )
@@ -236,6 +237,12 @@ def describe_pid(pid: int) -> str:
         return f"PID {pid}"
     name = "".join(c if c.isprintable() else "?" for c in name)  # any process picks its name
     return f"PID {pid} ({name})" if name else f"PID {pid}"
+
+
+def _show(path) -> str:
+    """A path for a one-line message: quoted if it holds a newline or other control."""
+    text = os.fspath(path)
+    return text if text.isprintable() else repr(text)
 
 
 def _reason(exc: OSError) -> str:

@@ -191,6 +191,15 @@ def test_o_a_directory_is_a_one_line_error(tmp_path):
     assert only(tmp_path) == []
 
 
+def test_a_path_with_a_newline_still_gives_one_error_line(tmp_path):
+    proc = planner("relayout", SAMPLE, "-o", f"{tmp_path}/no/such\ndir/out.xml")
+    assert proc.returncode == 2
+    assert one_error_line(proc) == (
+        f"planner: error: cannot write '{tmp_path}/no/such\\ndir/out.xml': "
+        "No such file or directory"
+    )
+
+
 # --- -o '' ---------------------------------------------------------------------------------
 
 
