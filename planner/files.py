@@ -11,13 +11,15 @@ follows these rules:
   ``-o /dev/stdout >> log`` appends. A directory, socket or block device is refused.
 - **Symbolic links** are followed: the file the link resolves to is replaced
   atomically and the link itself stays a link. A link in a sticky world-writable
-  directory (``/tmp``) is followed only if it belongs to the caller or to the
-  directory's owner: the kernel's ``protected_symlinks`` rule, applied whatever that
-  sysctl says, so nobody can point root's output at ``/etc/passwd``.
+  directory (``/tmp``), at the end of the path or in the middle, is followed only if it
+  belongs to the caller or to the directory's owner: the kernel's ``protected_symlinks``
+  rule, applied whatever that sysctl says, so nobody can point root's output at
+  ``/etc/passwd``. The path is walked one component at a time, each opened
+  ``O_NOFOLLOW`` relative to the last, so a link swapped in meanwhile is not followed.
 - **Regular files** are replaced atomically: the data goes to a temporary file beside
   the target (``.NAME.planner-XXXXXXXX.tmp``, created ``O_EXCL|O_NOFOLLOW|O_CLOEXEC``
-  with mode 0600), is fsync'd, gets the owner, group and mode of the file it replaces
-  (``fchown`` then ``fchmod``, so a setgid bit survives), is renamed over the target,
+  with mode 0600), gets the owner, group and mode of the file it replaces (``fchown``
+  then ``fchmod``, so a setgid bit survives), is fsync'd, is renamed over the target,
   and the directory is fsync'd. A new file gets ``0666 & ~umask``, like any other tool.
   Only root can keep another user's ownership; an unprivileged caller keeps the group
   where it may, as ``sed -i`` does. ACLs and SELinux labels are not copied.
@@ -79,18 +81,19 @@ def write_output(path, data: bytes | str) -> None:
         if own is not None:
             _write_own_fd(own, data)
             return
-        directory, base = _resolve(name)
+        pfd, base = _walk(name)
         try:
-            st = os.stat(os.path.join(directory, base))
-        except FileNotFoundError:
-            st = None
-        if (
-            st is not None
-            and not stat.S_ISREG(st.st_mode)
-            and _write_into(os.path.join(directory, base), data)
-        ):
-            return
-        _replace(name, directory, base, data)
+            try:
+                st = os.stat(base, dir_fd=pfd, follow_symlinks=False)
+            except FileNotFoundError:
+                st = None
+            if st is not None and stat.S_ISLNK(st.st_mode):
+                raise OSError(errno.EAGAIN, "it was changed while planner resolved it")
+            if st is not None and not stat.S_ISREG(st.st_mode) and _write_into(pfd, base, data):
+                return
+            _replace(name, pfd, base, data)
+        finally:
+            os.close(pfd)
     except OSError as exc:
         raise WriteError(f"cannot write {_show(name)}: {_reason(exc)}") from None
 
@@ -126,9 +129,9 @@ def _write_own_fd(fd: int, data: bytes) -> None:
     _write_all(fd, data)
 
 
-def _write_into(name: str, data: bytes) -> bool:
+def _write_into(pfd: int, base: str, data: bytes) -> bool:
     """Write into an existing character device or FIFO; False if it is a regular file now."""
-    fd = os.open(name, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+    fd = os.open(base, os.O_WRONLY | os.O_NOCTTY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=pfd)
     try:
         mode = os.fstat(fd).st_mode
         if stat.S_ISREG(mode):  # swapped since the stat: take the atomic path
@@ -162,35 +165,71 @@ def _temp_name(base: str) -> str:
     return f".{stem}{suffix}"
 
 
-def _resolve(name: str) -> tuple[str, str]:
-    """The directory and the entry a write replaces: symbolic links at the end followed.
+def _walk(name: str) -> tuple[int, str]:
+    """An ``O_PATH`` fd on the directory a write goes into, and the entry to write there.
 
-    A link in a sticky world-writable directory (``/tmp``) is followed only if it
-    belongs to us or to the directory's owner, as the kernel's ``protected_symlinks``
+    Every component is opened ``O_NOFOLLOW`` relative to the one before, so a link
+    swapped in mid-way is refused, not followed. Symbolic links are resolved here, one
+    at a time: a link in a sticky world-writable directory (``/tmp``) is followed only if
+    it belongs to us or to the directory's owner, as the kernel's ``protected_symlinks``
     does, whatever that sysctl says: root must not write where another user points.
     """
-    path = name if os.path.isabs(name) else os.path.join(os.getcwd(), name)  # no normpath:
-    # "link/.." is the kernel's business, not a string operation
-    for _ in range(_MAX_LINKS):
-        directory, base = os.path.split(path)
-        if base in ("", ".", ".."):
-            raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return directory, base
-        if not stat.S_ISLNK(st.st_mode):
-            return directory, base
-        parent = os.stat(directory)
-        shared = stat.S_ISVTX | stat.S_IWOTH
-        if parent.st_mode & shared == shared and st.st_uid not in (os.geteuid(), parent.st_uid):
-            raise OSError(
-                errno.EACCES,
-                f"it is a symbolic link owned by uid {st.st_uid} in the shared directory "
-                f"{directory}: not followed",
-            )
-        path = os.path.join(directory, os.readlink(path))
-    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+    path = name if os.path.isabs(name) else os.path.join(os.getcwd(), name)
+    pending = path.split("/")[::-1]  # a stack of components
+    dir_flags = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open("/", dir_flags)
+    links = 0
+    try:
+        while pending:
+            part = pending.pop()
+            last = not pending
+            if part in ("", ".", ".."):
+                if last:
+                    raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
+                if part == "..":
+                    fd = _step(fd, os.open("..", dir_flags, dir_fd=fd))
+                continue
+            try:
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                if last:
+                    return fd, part
+                raise
+            if stat.S_ISLNK(st.st_mode):
+                links += 1
+                if links > _MAX_LINKS:
+                    raise OSError(errno.ELOOP, os.strerror(errno.ELOOP))
+                _check_link(fd, st)
+                target = os.readlink(part, dir_fd=fd)
+                if target.startswith("/"):
+                    fd = _step(fd, os.open("/", dir_flags))
+                pending.extend(target.split("/")[::-1])
+            elif last:
+                return fd, part
+            elif stat.S_ISDIR(st.st_mode):
+                fd = _step(fd, os.open(part, dir_flags, dir_fd=fd))
+            else:
+                raise OSError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))  # pragma: no cover - "/"
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _step(old: int, new: int) -> int:
+    os.close(old)
+    return new
+
+
+def _check_link(dir_fd: int, link: os.stat_result) -> None:
+    parent = os.fstat(dir_fd)
+    shared = stat.S_ISVTX | stat.S_IWOTH
+    if parent.st_mode & shared == shared and link.st_uid not in (os.geteuid(), parent.st_uid):
+        raise OSError(
+            errno.EACCES,
+            f"it goes through a symbolic link owned by uid {link.st_uid} in a sticky "
+            "world-writable directory: not followed",
+        )
 
 
 @contextlib.contextmanager
@@ -226,10 +265,10 @@ def _unblock() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, CAUGHT_SIGNALS)
 
 
-def _replace(name: str, directory: str, base: str, data: bytes) -> None:
+def _replace(name: str, pfd: int, base: str, data: bytes) -> None:
     try:
         with _catch_signals():
-            _replace_atomically(directory, base, data)
+            _replace_atomically(pfd, base, data)
     except _Signalled as sig:
         signal.raise_signal(sig.signo)  # to the previous handler: by default, death
         raise WriteError(
@@ -237,8 +276,7 @@ def _replace(name: str, directory: str, base: str, data: bytes) -> None:
         ) from None
 
 
-def _replace_atomically(directory: str, base: str, data: bytes) -> None:
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def _replace_atomically(dfd: int, base: str, data: bytes) -> None:
     tmp = fd = None
     try:
         try:
@@ -263,12 +301,12 @@ def _replace_atomically(directory: str, base: str, data: bytes) -> None:
         else:  # pragma: no cover - 100 random names taken
             raise OSError(errno.EEXIST, "no free temporary file name")
         _write_all(fd, data)
-        os.fsync(fd)
         if old is not None:
             _keep_owner(fd, old)
             os.fchmod(fd, stat.S_IMODE(old.st_mode))  # after chown, which clears setgid
         else:
             os.fchmod(fd, 0o666 & ~_current_umask())
+        os.fsync(fd)  # data, owner and mode
         os.close(fd)
         fd = None
         _block()
@@ -277,13 +315,7 @@ def _replace_atomically(directory: str, base: str, data: bytes) -> None:
             tmp = None
         finally:
             _unblock()
-        try:
-            os.fsync(dfd)
-        except OSError as exc:
-            if exc.errno not in (errno.EINVAL, errno.EROFS):
-                raise OSError(
-                    exc.errno, f"{_reason(exc)} while syncing its directory (it was replaced)"
-                ) from None
+        _sync_dir(dfd)
     except BaseException:
         _block()
         try:
@@ -295,6 +327,21 @@ def _replace_atomically(directory: str, base: str, data: bytes) -> None:
         finally:
             _unblock()
         raise
+
+
+def _sync_dir(pfd: int) -> None:
+    """fsync the directory (through a readable fd: ``pfd`` is ``O_PATH``) after the rename."""
+    try:
+        dfd = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=pfd)
+    except PermissionError:  # a search-only directory: nothing more we can do
+        return
+    try:
+        os.fsync(dfd)
+    except OSError as exc:
+        if exc.errno not in (errno.EINVAL, errno.EROFS):
+            raise OSError(
+                exc.errno, f"{_reason(exc)} while syncing its directory (it was replaced)"
+            ) from None
     finally:
         os.close(dfd)
 

@@ -279,6 +279,32 @@ def test_root_follows_its_own_symlink_in_a_sticky_directory(shared):
     assert (shared / "real.xml").read_bytes() == GOLDEN
 
 
+@needs_root
+def test_root_does_not_follow_another_users_symlinked_directory(shared, tmp_path):
+    victim_dir = tmp_path / "etc"
+    victim_dir.mkdir()
+    (victim_dir / "passwd").write_bytes(b"precious")
+    subprocess.run(
+        ["runuser", "-u", "nobody", "--", "ln", "-s", str(victim_dir), str(shared / "d")],
+        check=True,
+    )
+    proc = planner("relayout", SAMPLE, "-o", shared / "d" / "passwd")
+    assert proc.returncode == 2
+    assert "symbolic link owned by uid 65534" in one_error_line(proc)
+    assert (victim_dir / "passwd").read_bytes() == b"precious"
+    assert only(victim_dir) == ["passwd"]
+
+
+def test_dot_dot_after_a_symlink_is_resolved_as_the_kernel_does(tmp_path):
+    (tmp_path / "a" / "deep").mkdir(parents=True)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "link").symlink_to(tmp_path / "a" / "deep")
+    proc = planner("relayout", SAMPLE, "-o", tmp_path / "b" / "link" / ".." / "out.xml")
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "a" / "out.xml").read_bytes() == GOLDEN  # not b/out.xml
+    assert only(tmp_path / "b") == ["link"]
+
+
 # --- owner, group, mode, umask -----------------------------------------------------------
 
 
@@ -358,6 +384,29 @@ def test_a_planted_file_at_the_temporary_name_is_never_followed(tmp_path, monkey
     assert only(tmp_path) == [".out.xml.planner-aaaaaaaa.tmp", "out.xml", "victim"]
 
 
+def test_the_temporary_file_is_created_private_beside_the_target(tmp_path, monkeypatch):
+    from planner import files
+
+    seen = []
+    real = files._write_all
+
+    def spy(fd, data):
+        st = os.fstat(fd)
+        seen.append((stat.S_IMODE(st.st_mode), sorted(only(tmp_path))))
+        real(fd, data)
+
+    monkeypatch.setattr(files, "_write_all", spy)
+    target = tmp_path / "out.xml"
+    target.write_bytes(b"old")
+    target.chmod(0o644)
+    files.write_output(target, b"new")
+    [(mode, names)] = seen
+    assert mode == 0o600
+    assert len(names) == 2 and names[1] == "out.xml"
+    assert names[0].startswith(".out.xml.planner-") and names[0].endswith(".tmp")
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+
+
 def test_a_failed_rename_leaves_the_original_and_no_temporary_file(tmp_path, monkeypatch):
     from planner import files
 
@@ -404,6 +453,7 @@ def test_a_signal_mid_write_removes_the_temporary_file_and_keeps_the_original(tm
     target = tmp_path / "dom.xml"
     original = big_domain()
     target.write_bytes(original)
+    target.chmod(0o640)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-c", SLOW_WRITE, str(target)],
@@ -415,7 +465,7 @@ def test_a_signal_mid_write_removes_the_temporary_file_and_keeps_the_original(tm
     try:
         line = proc.stdout.readline().decode().split()
         assert line[:1] == ["writing"], proc.stderr.read()
-        assert line[1] == "0o600"  # the temporary file is private while it is written
+        assert line[1] == "0o640"  # the original's mode, given before the fsync
         assert int(line[2]) > 8 << 20
         temps = [n for n in only(tmp_path) if n != "dom.xml"]
         assert len(temps) == 1 and temps[0].startswith(".dom.xml.") and temps[0].endswith(".tmp")
