@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from . import acpi, devices, virt
+from . import acpi, devices, lock, virt
 from .errors import (
     AddressClash,
     InputError,
@@ -157,7 +157,7 @@ def _hotplug(domain, device_xml, *, policy, live, config, dry_run, fallback) -> 
         )
     requested, _ = pci_address(original)
     flags = virt.attach_flags(domain, live, config)
-    with virt.domain_lock(domain.UUIDString()):
+    with lock.domain_lock(domain.UUIDString()):
         for attempt in range(RETRIES):
             el = copy.deepcopy(original)  # each attempt edits the device as it was given
             try:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from . import devices, virt
+from . import devices, lock, virt
 from .errors import InputError, LibvirtRefused, PlannerError
 from .machines import read_topology
 from .names import name_nics
@@ -235,7 +235,7 @@ def ensure_event_loop() -> None:
 
 def domain_lock(domain):
     """The per-domain planner lock (shared with hot-plug)."""
-    return virt.domain_lock(domain.UUIDString())
+    return lock.domain_lock(domain.UUIDString())
 
 
 # --- unplug -----------------------------------------------------------------------------

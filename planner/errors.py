@@ -50,6 +50,23 @@ class NoRoomError(PlannerError):
     """Hot-plug: no free place left in the part of the layout the device belongs to."""
 
 
+class WriteError(PlannerError):
+    """An output file could not be written; nothing was replaced (:mod:`planner.files`)."""
+
+
+class LockError(PlannerError):
+    """The hot-plug lock directory or file cannot be used safely (:mod:`planner.lock`)."""
+
+
+class LockTimeout(LockError):
+    """Another process held the domain's lock for longer than the timeout."""
+
+    def __init__(self, message: str, path: str = "", holder: int | None = None):
+        super().__init__(message)
+        self.path = path
+        self.holder = holder
+
+
 class VirtError(PlannerError):
     """An error at the libvirt edge (:mod:`planner.virt`)."""
 

@@ -9,11 +9,7 @@ AddressClash), and what this module opens it closes (:func:`connection`).
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 from lxml import etree
 
@@ -22,14 +18,12 @@ from .errors import (
     DomainNotFound,
     InputError,
     LibvirtRefused,
-    PlannerError,
     Unreachable,
     UnsupportedError,
 )
 from .machines import machine_type
 
 DEFAULT_URI = "qemu:///system"
-LOCK_DIRS = (Path("/run/lock/planner"), Path(tempfile.gettempdir()) / "planner-locks")
 
 
 def _libvirt():
@@ -159,25 +153,6 @@ def is_address_clash(exc) -> bool:
     if "acpi-index" in text and "already exist" in text:  # QEMU: "... acpi-index = N already exist"
         return True
     return "double use" in text or "in use" in text or "already" in text and "address" in text
-
-
-@contextlib.contextmanager
-def domain_lock(uuid: str) -> Iterator[None]:
-    """Serialise planner hot-plugs of one domain on this host (an flock on a file)."""
-    for d in LOCK_DIRS:
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-            fd = os.open(d / f"{uuid}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-            break
-        except OSError:
-            continue
-    else:
-        raise PlannerError("cannot create a lock file in " + " or ".join(map(str, LOCK_DIRS)))
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def persistent_xml(dom, name: str) -> str:

@@ -11,13 +11,9 @@ document without a DTD (DTDs are refused: no entity can be expanded or fetched).
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import tempfile
 from collections import namedtuple
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from lxml import etree
 
@@ -314,26 +310,3 @@ def _reindent(markup: str, indent: str) -> str:
     """Indent every line of a multi-line markup snippet after the first."""
     lines = markup.split("\n")
     return "\n".join([lines[0]] + [indent + line if line else line for line in lines[1:]])
-
-
-def atomic_write(path: Path, data: str) -> None:
-    """Replace path with data atomically, keeping its permission bits.
-
-    The new content goes to a temporary file in the same directory, is flushed to
-    disk, then renamed over the original: a failure at any point leaves the
-    original untouched.
-    """
-    path = Path(path)
-    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise

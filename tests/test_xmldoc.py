@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import stat
 import time
 
 import pytest
@@ -11,7 +9,7 @@ from domains import BILLION_LAUGHS, EXTERNAL_FILE, EXTERNAL_HTTP, PARAMETER_ENTI
 
 from planner import relayout
 from planner.errors import InputError
-from planner.xmldoc import Document, Editor, atomic_write, dominant_quote
+from planner.xmldoc import Document, Editor, dominant_quote
 
 MINIMAL = "<domain type='kvm'><name>a</name><devices/></domain>"
 
@@ -225,48 +223,3 @@ def test_relayout_indents_what_it_adds_like_the_document_does():
     out = relayout(tabbed).xml
     assert "\t\t<memballoon model='virtio'>\n\t\t\t<address type='pci'" in out
     assert "\n\t<metadata>\n\t\t<planner:layout" in out
-
-
-# --- atomic_write ------------------------------------------------------------------------
-
-
-def test_atomic_write_replaces_the_file_and_keeps_its_mode(tmp_path):
-    target = tmp_path / "dom.xml"
-    target.write_text("old")
-    target.chmod(0o640)
-    atomic_write(target, "new")
-    assert target.read_text() == "new"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o640
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dom.xml"]
-
-
-def test_atomic_write_failure_leaves_the_original_and_no_temporary_file(tmp_path, monkeypatch):
-    target = tmp_path / "dom.xml"
-    target.write_text("old")
-
-    def refuse(src, dst):
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(os, "replace", refuse)
-    with pytest.raises(OSError):
-        atomic_write(target, "new")
-    assert target.read_text() == "old"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dom.xml"]
-
-
-def test_spans_are_built_only_when_an_editor_needs_them():
-    from planner.machines import read_topology
-
-    doc = Document.parse("<domain><devices><interface type='user'/><video/></devices></domain>")
-    read_topology(doc)
-    assert doc._spans is None  # show and hot-plug never scan the text
-    Editor(doc).set_attrs(doc.root.find("devices/video"), {"x": "1"})
-    assert doc._spans is not None and len(doc.spans) == len(doc.elements)
-
-
-def test_an_edit_checks_the_tag_it_splices_into():
-    doc = Document.parse("<domain><devices><interface type='user'/><video/></devices></domain>")
-    spans = doc.spans
-    doc._spans = [*spans[:2], spans[3], spans[2]]  # interface and video swapped
-    with pytest.raises(AssertionError, match="does not hold its start tag"):
-        Editor(doc).set_attrs(doc.root.find("devices/video"), {"x": "1"})

@@ -14,6 +14,7 @@ errors (:mod:`planner.errors`); :func:`exit_code` maps each class to its code:
     4  domain not found
     5  libvirtd unreachable (or libvirt-python missing)
     6  libvirt refused the request
+    75 hot-plug/unplug: the domain's lock stayed taken past the timeout: retry later
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import DomainNotFound, LibvirtRefused, NoRoomError, PlannerError, Unreachable
+from ..errors import (
+    DomainNotFound,
+    LibvirtRefused,
+    LockTimeout,
+    NoRoomError,
+    PlannerError,
+    Unreachable,
+)
 from ..versions import VersionAction
 from . import hotplug, relayout, show, unplug
 from .common import UsageError, read_input, warn
@@ -33,9 +41,11 @@ EXIT_NO_ROOM = 3
 EXIT_NOT_FOUND = 4
 EXIT_UNREACHABLE = 5
 EXIT_LIBVIRT = 6
+EXIT_LOCK_TIMEOUT = 75  # sysexits EX_TEMPFAIL: a temporary failure, retry later
 
 # The first class an error is an instance of decides (subclasses before their bases).
 EXIT_CODES: tuple[tuple[type[PlannerError], int], ...] = (
+    (LockTimeout, EXIT_LOCK_TIMEOUT),
     (NoRoomError, EXIT_NO_ROOM),
     (DomainNotFound, EXIT_NOT_FOUND),
     (Unreachable, EXIT_UNREACHABLE),

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ..errors import PlannerError
+from ..files import write_output
 from ..relayout import RelayoutResult, relayout
 from ..report import plan_json
-from ..xmldoc import Document, atomic_write
+from ..xmldoc import Document
 from .common import UsageError, add_policy_args, policy_overrides, read_input, warn
 
 EXIT_CHECK_DIRTY = 1
@@ -106,18 +105,9 @@ def emit(
                 f"b/{name}",
             )
         )
-    elif args.in_place or args.output:
-        target = Path(in_place if args.in_place else args.output)
+    elif args.in_place or args.output is not None:
         if not (args.in_place and not result.changed):
-            _write(target, result.xml)
+            write_output(in_place if args.in_place else args.output, result.xml)
     elif print_xml:
         sys.stdout.write(result.xml)
     return 0
-
-
-def _write(target: Path, text: str) -> None:
-    """The one place output files are written (swap in planner.files here)."""
-    try:
-        atomic_write(target, text)
-    except OSError as exc:
-        raise PlannerError(f"cannot write {target}: {exc.strerror}") from None

@@ -306,13 +306,13 @@ def test_a_device_only_in_the_config_of_a_running_domain_is_removed(make_domain,
 
 def test_unplug_waits_for_the_domain_lock_hotplug_uses(make_domain, domain_name):
     """While another planner command holds the domain's lock, unplug changes nothing."""
-    from planner import virt
+    from planner import lock
 
     dom = make_domain()
     before = dom.XMLDesc(XML_INACTIVE)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     argv = [sys.executable, "-m", "planner", "unplug", "-c", URI, domain_name, "ens4"]
-    with virt.domain_lock(dom.UUIDString()):
+    with lock.domain_lock(dom.UUIDString()):
         proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(1.5)
         assert proc.poll() is None  # blocked on the lock
