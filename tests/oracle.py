@@ -66,7 +66,10 @@ def guest_view(xml: str) -> str:
     for tag in ("name", "uuid", "metadata"):
         for el in root.findall(tag):
             root.remove(el)
+    for nvram in root.findall("os/nvram"):  # libvirt names it after the (random) domain name
+        nvram.text = None
     for devs in root.findall("devices"):
+        controllers = []
         for el in list(devs):
             if el.tag == "controller" and el.get("type") == "pci":
                 devs.remove(el)
@@ -76,6 +79,15 @@ def guest_view(xml: str) -> str:
                     el.remove(child)
             for child in [*el.findall("acpi"), *el.findall("mac")]:
                 el.remove(child)
+            if el.tag == "controller":
+                devs.remove(el)
+                el.tail = "\n"
+                controllers.append(el)
+        # libvirt keeps controllers of one type sorted by index, but where a controller of
+        # another type goes depends on whether the input had it or libvirt added it; with
+        # every PCI address explicit that order is not something the guest sees
+        controllers.sort(key=lambda el: etree.tostring(el, encoding="unicode"))
+        devs.extend(controllers)
     return etree.tostring(root, encoding="unicode")
 
 
