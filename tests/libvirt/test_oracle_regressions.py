@@ -1,0 +1,60 @@
+"""Minimal reproductions of what the libvirt oracle found outside issue 11's listed classes.
+
+Each is a domain libvirt 9.0 defines; before its fix, planner's output was refused by
+libvirt or was not a fixed point (P1/P2, see ``oracle.py``).
+"""
+
+from __future__ import annotations
+
+import pytest
+from domains import address, find
+from oracle import judge
+
+from planner import relayout
+
+SLOT_1 = "<address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x0'/>"
+
+
+def q35(*devices: str, features: str = "") -> str:
+    body = "\n".join(f"    {d}" for d in devices)
+    return f"""<domain type='qemu'>
+  <name>regression</name>
+  <memory unit='KiB'>131072</memory>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+  </os>{features}
+  <devices>
+    <interface type='user'><model type='virtio'/></interface>
+{body}
+  </devices>
+</domain>
+"""
+
+
+# q35: libvirt pins the primary video to 00:01.0 only while that slot is free
+# (qemuDomainValidateDevicePCISlotsQ35); planner put it there anyway, next to the device
+# that holds it: "Attempted double use of PCI Address 0000:00:01.0".
+SLOT_1_TAKEN = {
+    "rng-at-01-vga": q35(
+        "<video><model type='vga'/></video>",
+        f"<rng model='virtio'><backend model='random'>/dev/urandom</backend>{SLOT_1}</rng>",
+    ),
+    "virtio-iommu-at-01-virtio-video": q35(
+        "<video><model type='virtio'/></video>",
+        f"<iommu model='virtio'>{SLOT_1}</iommu>",
+        features="<features><acpi/></features>",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SLOT_1_TAKEN)
+def test_q35_primary_video_does_not_take_slot_1_another_device_holds(name):
+    out = relayout(SLOT_1_TAKEN[name]).xml
+    assert address(find(out, "video")) != (0, 1, 0)
+
+
+@pytest.mark.parametrize("name", SLOT_1_TAKEN)
+def test_q35_primary_video_with_slot_1_taken_libvirt_judges(conn, name):
+    verdict = judge(conn, SLOT_1_TAKEN[name])
+    assert verdict.input_defined
+    assert verdict.ok, verdict.explain()
