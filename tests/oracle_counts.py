@@ -1,0 +1,161 @@
+"""The counts issue 11 asks for, from libvirt as the oracle of a relayout.
+
+    python3 tests/oracle_counts.py [-n 500] [--seed 11] [--all-classes] [-v]
+
+Runs ``oracle.judge`` (P1 and P2, see tests/oracle.py) over the samples, both corpus
+folders (each with the default policy and with ACPI indexes), N generated domains
+(``strategies.oracle_domains``, seeded, so a run is repeatable) and, if
+``tests/libvirt/test_fidelity.py`` exists, its hand-written reproductions, and prints per
+source and in total: inputs tried, defined before (libvirt accepts the input), defined
+after (libvirt accepts planner's output), refused by planner although libvirt accepts
+(target 0), fixed-point failures (P2, target 0) and P1 differences. ``--all-classes``
+generates without the ``KNOWN_CLASSES`` restriction. ``-v`` prints every failing input's
+verdict. Needs libvirtd (``qemu:///system``, or ``PLANNER_TEST_URI``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT), str(HERE)]  # this checkout's planner, and the test helpers
+
+from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
+from oracle import judge  # noqa: E402
+from strategies import KNOWN_CLASSES, oracle_domains  # noqa: E402
+
+COLUMNS = (
+    ("tried", "inputs tried"),
+    ("defined_before", "defined before"),
+    ("defined_after", "defined after"),
+    ("planner_refused", "refused by planner although libvirt accepts (target 0)"),
+    ("output_refused", "output refused by libvirt"),
+    ("p1", "P1 differences"),
+    ("p2", "fixed-point failures (target 0)"),
+)
+
+
+def file_inputs():
+    files = sorted((ROOT / "samples").glob("*.xml"))
+    files += sorted((ROOT / "samples" / "cloudstack").glob("*.xml"))
+    corpus = ROOT / "tests" / "corpus"
+    files += sorted(corpus.glob("*.xml")) + sorted((corpus / "libvirt90-assigned").glob("*.xml"))
+    for path in files:
+        source = "samples" if path.is_relative_to(ROOT / "samples") else "corpus"
+        text = path.read_text(encoding="utf-8")
+        for name, policy in (("default", {}), ("acpi-index", {"acpi_index": True})):
+            yield source, f"{path.relative_to(ROOT)} [{name}]", text, policy
+
+
+def generated_inputs(n: int, at: int, known: frozenset[int]):
+    cases = []
+
+    @seed(at)
+    @settings(
+        max_examples=n,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(oracle_domains(known=known))
+    def collect(case):
+        cases.append(case)
+
+    collect()
+    for i, case in enumerate(cases):
+        label = f"generated #{i} ({', '.join(sorted(case.features))})"
+        yield "generated", label, case.xml, case.policy
+
+
+def fidelity_inputs():
+    path = HERE / "libvirt" / "test_fidelity.py"
+    if not path.exists():
+        return
+    spec = importlib.util.spec_from_file_location("fidelity_reproductions", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    for name, xml in getattr(module, "ACCEPTED", {}).items():
+        yield "reproductions", f"test_fidelity ACCEPTED[{name}]", xml, {}
+    for name, value in getattr(module, "REFUSED", {}).items():
+        yield "reproductions", f"test_fidelity REFUSED[{name}]", value[0], {}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-n", type=int, default=500, help="generated domains (default 500)")
+    ap.add_argument("--seed", type=int, default=11)
+    ap.add_argument("--all-classes", action="store_true", help="ignore KNOWN_CLASSES")
+    ap.add_argument("-v", "--verbose", action="store_true")
+    ap.add_argument("--save", metavar="DIR", type=Path, help="write each failing input there")
+    args = ap.parse_args(argv)
+
+    import libvirt
+
+    libvirt.registerErrorHandler(lambda *_: None, None)
+    conn = libvirt.open(os.environ.get("PLANNER_TEST_URI", "qemu:///system"))
+    known = frozenset() if args.all_classes else KNOWN_CLASSES
+    counts: dict[str, Counter] = {}
+    failures: list[tuple[str, str]] = []
+    start = time.monotonic()
+    sources = (
+        file_inputs(),
+        generated_inputs(args.n, args.seed, known),
+        fidelity_inputs(),
+    )
+    try:
+        for stream in sources:
+            for source, label, xml, policy in stream:
+                c = counts.setdefault(source, Counter())
+                v = judge(conn, xml, **policy)
+                c["tried"] += 1
+                if not v.input_defined:
+                    continue
+                c["defined_before"] += 1
+                if v.planner_error:
+                    c["planner_refused"] += 1
+                elif v.output_error:
+                    c["output_refused"] += 1
+                else:
+                    c["defined_after"] += 1
+                    c["p1"] += bool(v.p1_diff)
+                    c["p2"] += bool(v.p2_diff)
+                if not v.ok:
+                    failures.append((label, v.explain()))
+                    if args.save:
+                        args.save.mkdir(parents=True, exist_ok=True)
+                        name = f"{len(failures):03d}-{source}.xml"
+                        (args.save / name).write_text(f"<!-- {label} {policy} -->\n{xml}")
+    finally:
+        conn.close()
+    elapsed = time.monotonic() - start
+
+    total = Counter()
+    for c in counts.values():
+        total.update(c)
+    names = [*counts, "total"]
+    print(f"libvirt oracle: {len(failures)} failing inputs, {elapsed:.1f} s")
+    print(
+        f"(generated: {args.n} domains, seed {args.seed}, "
+        f"KNOWN_CLASSES avoided: {sorted(known) or 'none'})"
+    )
+    width = max(len(label) for _, label in COLUMNS)
+    print(f"{'':{width}}  " + "  ".join(f"{n:>13}" for n in names))
+    for key, label in COLUMNS:
+        row = [counts[n][key] for n in counts] + [total[key]]
+        print(f"{label:{width}}  " + "  ".join(f"{v:>13}" for v in row))
+    for label, why in failures:
+        first = why.splitlines()[0]
+        print(f"FAIL {label}: {why if args.verbose else first}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
