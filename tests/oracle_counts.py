@@ -27,9 +27,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]  # this checkout's planner, and the test helpers
 
-from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from oracle import judge  # noqa: E402
-from strategies import KNOWN_CLASSES, oracle_domains  # noqa: E402
+from strategies import KNOWN_CLASSES, sample  # noqa: E402
 
 COLUMNS = (
     ("tried", "inputs tried"),
@@ -55,22 +54,7 @@ def file_inputs():
 
 
 def generated_inputs(n: int, at: int, known: frozenset[int]):
-    cases = []
-
-    @seed(at)
-    @settings(
-        max_examples=n,
-        database=None,
-        deadline=None,
-        phases=[Phase.generate],
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(oracle_domains(known=known))
-    def collect(case):
-        cases.append(case)
-
-    collect()
-    for i, case in enumerate(cases):
+    for i, case in enumerate(sample(n, at, known)):
         label = f"generated #{i} ({', '.join(sorted(case.features))})"
         yield "generated", label, case.xml, case.policy
 

@@ -25,10 +25,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
 # issue 11's class numbers whose triggering form the generator avoids (see the docstring)
-KNOWN_CLASSES: frozenset[int] = frozenset({1, 2, 3, 4, 5, 7})
+KNOWN_CLASSES: frozenset[int] = frozenset({1, 2, 3, 4, 7})
+# (class 5, the model of an implied SCSI controller, does not show here: libvirt 9.0 with
+# QEMU 7.2 accepts planner's output and the guest sees the same devices, so it is generated)
 
 NIC_MODELS = ("virtio", "e1000", "e1000e", "rtl8139")
 
@@ -243,3 +246,23 @@ def oracle_domains(draw, known: frozenset[int] = KNOWN_CLASSES) -> Generated:  #
 </domain>
 """
     return Generated(xml, policy, frozenset(features))
+
+
+def sample(n: int, at: int, known: frozenset[int] = KNOWN_CLASSES) -> list[Generated]:
+    """n generated domains, the same for the same seed (for counts, not for shrinking)."""
+    cases: list[Generated] = []
+
+    @seed(at)
+    @settings(
+        max_examples=n,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(oracle_domains(known=known))
+    def collect(case):
+        cases.append(case)
+
+    collect()
+    return cases
