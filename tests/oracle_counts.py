@@ -1,16 +1,18 @@
 """The counts issue 11 asks for, from libvirt as the oracle of a relayout.
 
-    python3 tests/oracle_counts.py [-n 500] [--seed 11] [--all-classes] [-v]
+    python3 tests/oracle_counts.py [-n 500] [--seed 11] [-v] [--save DIR]
 
-Runs ``oracle.judge`` (P1 and P2, see tests/oracle.py) over the samples, both corpus
+Runs ``oracle.judge`` (P1 and P2, see tests/oracle.py) over the samples and both corpus
 folders (each with the default policy and with ACPI indexes), N generated domains
-(``strategies.oracle_domains``, seeded, so a run is repeatable) and, if
-``tests/libvirt/test_fidelity.py`` exists, its hand-written reproductions, and prints per
-source and in total: inputs tried, defined before (libvirt accepts the input), defined
-after (libvirt accepts planner's output), refused by planner although libvirt accepts
-(target 0), fixed-point failures (P2, target 0) and P1 differences. ``--all-classes``
-generates without the ``KNOWN_CLASSES`` restriction. ``-v`` prints every failing input's
-verdict. Needs libvirtd (``qemu:///system``, or ``PLANNER_TEST_URI``).
+(``strategies.oracle_domains``, seeded, so a run is repeatable) as written and as libvirt
+dumps them once defined, and, if ``tests/libvirt/test_fidelity.py`` exists, its
+hand-written reproductions. It prints per source and in total: inputs tried, defined
+before (libvirt accepts the input), defined after (libvirt accepts planner's output),
+refused by planner although libvirt accepts (target 0), fixed-point failures (P2, target 0)
+and P1 differences; then every failing input, with the issue 11 classes its generated form
+triggers (``[classes ...]``; ``[no listed class]`` is a failure nobody has claimed yet).
+``-v`` prints each failure's whole verdict, ``--save DIR`` writes each failing input there.
+Needs libvirtd (``qemu:///system``, or ``PLANNER_TEST_URI``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(ROOT), str(HERE)]  # this checkout's planner, and the test helpers
 
-from oracle import judge  # noqa: E402
+from oracle import define_dump, judge  # noqa: E402
 from strategies import KNOWN_CLASSES, sample  # noqa: E402
 
 COLUMNS = (
@@ -50,13 +52,20 @@ def file_inputs():
         source = "samples" if path.is_relative_to(ROOT / "samples") else "corpus"
         text = path.read_text(encoding="utf-8")
         for name, policy in (("default", {}), ("acpi-index", {"acpi_index": True})):
-            yield source, f"{path.relative_to(ROOT)} [{name}]", text, policy
+            yield source, f"{path.relative_to(ROOT)} [{name}]", text, policy, None
 
 
-def generated_inputs(n: int, at: int, known: frozenset[int]):
-    for i, case in enumerate(sample(n, at, known)):
+def generated_inputs(conn, n: int, at: int):
+    """The generated domains as written, then as libvirt dumps them once defined."""
+    cases = sample(n, at)
+    for i, case in enumerate(cases):
         label = f"generated #{i} ({', '.join(sorted(case.features))})"
-        yield "generated", label, case.xml, case.policy
+        yield "generated", label, case.xml, case.policy, case.classes
+    for i, case in enumerate(cases):
+        dumped, _ = define_dump(conn, case.xml)
+        if dumped is not None:
+            label = f"generated #{i} as dumped ({', '.join(sorted(case.features))})"
+            yield "gen. dumped", label, dumped, case.policy, frozenset()
 
 
 def fidelity_inputs():
@@ -67,16 +76,23 @@ def fidelity_inputs():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     for name, xml in getattr(module, "ACCEPTED", {}).items():
-        yield "reproductions", f"test_fidelity ACCEPTED[{name}]", xml, {}
+        yield "reproductions", f"test_fidelity ACCEPTED[{name}]", xml, {}, None
     for name, value in getattr(module, "REFUSED", {}).items():
-        yield "reproductions", f"test_fidelity REFUSED[{name}]", value[0], {}
+        yield "reproductions", f"test_fidelity REFUSED[{name}]", value[0], {}, None
+
+
+def _classes(classes) -> str:
+    if classes is None:
+        return ""
+    if not classes:
+        return " [no listed class]"
+    return " [classes " + ", ".join(map(str, sorted(classes))) + "]"
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("-n", type=int, default=500, help="generated domains (default 500)")
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--all-classes", action="store_true", help="ignore KNOWN_CLASSES")
     ap.add_argument("-v", "--verbose", action="store_true")
     ap.add_argument("--save", metavar="DIR", type=Path, help="write each failing input there")
     args = ap.parse_args(argv)
@@ -85,18 +101,13 @@ def main(argv=None) -> int:
 
     libvirt.registerErrorHandler(lambda *_: None, None)
     conn = libvirt.open(os.environ.get("PLANNER_TEST_URI", "qemu:///system"))
-    known = frozenset() if args.all_classes else KNOWN_CLASSES
     counts: dict[str, Counter] = {}
-    failures: list[tuple[str, str]] = []
+    failures: list[tuple[str, str, str]] = []
     start = time.monotonic()
-    sources = (
-        file_inputs(),
-        generated_inputs(args.n, args.seed, known),
-        fidelity_inputs(),
-    )
     try:
-        for stream in sources:
-            for source, label, xml, policy in stream:
+        streams = (file_inputs(), generated_inputs(conn, args.n, args.seed), fidelity_inputs())
+        for stream in streams:
+            for source, label, xml, policy, classes in stream:
                 c = counts.setdefault(source, Counter())
                 v = judge(conn, xml, **policy)
                 c["tried"] += 1
@@ -112,10 +123,10 @@ def main(argv=None) -> int:
                     c["p1"] += bool(v.p1_diff)
                     c["p2"] += bool(v.p2_diff)
                 if not v.ok:
-                    failures.append((label, v.explain()))
+                    failures.append((label + _classes(classes), v.explain(), policy))
                     if args.save:
                         args.save.mkdir(parents=True, exist_ok=True)
-                        name = f"{len(failures):03d}-{source}.xml"
+                        name = f"{len(failures):03d}-{source.replace(' ', '')}.xml"
                         (args.save / name).write_text(f"<!-- {label} {policy} -->\n{xml}")
     finally:
         conn.close()
@@ -127,17 +138,16 @@ def main(argv=None) -> int:
     names = [*counts, "total"]
     print(f"libvirt oracle: {len(failures)} failing inputs, {elapsed:.1f} s")
     print(
-        f"(generated: {args.n} domains, seed {args.seed}, "
-        f"KNOWN_CLASSES avoided: {sorted(known) or 'none'})"
+        f"(generated: {args.n} domains, seed {args.seed}, each as written and as libvirt "
+        f"dumps it; classes still open on this branch: {sorted(KNOWN_CLASSES) or 'none'})"
     )
     width = max(len(label) for _, label in COLUMNS)
     print(f"{'':{width}}  " + "  ".join(f"{n:>13}" for n in names))
     for key, label in COLUMNS:
         row = [counts[n][key] for n in counts] + [total[key]]
         print(f"{label:{width}}  " + "  ".join(f"{v:>13}" for v in row))
-    for label, why in failures:
-        first = why.splitlines()[0]
-        print(f"FAIL {label}: {why if args.verbose else first}")
+    for label, why, _ in failures:
+        print(f"FAIL {label}: {why if args.verbose else why.splitlines()[0]}")
     return 0
 
 

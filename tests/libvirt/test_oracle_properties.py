@@ -9,8 +9,9 @@ libvirt dumps them (every address assigned), as a domain that was defined before
 
 The number of examples comes from the hypothesis profile (tests/conftest.py): 500 under
 CI, 50 locally. While issue 11's classes listed in ``strategies.KNOWN_CLASSES`` are open
-(fixed on branch ``fidelity``), the generator writes their features only in a form that
-does not trigger them.
+(fixed on branch ``fidelity``), a domain whose form triggers one of them is judged only as
+libvirt dumps it, which planner already handles; ``tests/oracle_counts.py`` shows what the
+domains as written still get wrong, class by class.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from oracle import define_dump, judge
-from strategies import oracle_domains, sample
+from strategies import KNOWN_CLASSES, oracle_domains, sample
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -32,25 +33,34 @@ def test_libvirt_defines_the_relayout_of_generated_domains_and_it_is_a_fixed_poi
     assume(dumped is not None)
     for feature in sorted(case.features):
         event(feature)
+    if case.classes & KNOWN_CLASSES:
+        event("issue 11 class still open: judged as dumped")
+        as_dumped = True
     verdict = judge(conn, dumped if as_dumped else case.xml, **case.policy)
     assert verdict.input_defined
     assert verdict.ok, verdict.explain()
 
 
 def test_libvirt_accepts_the_generated_domains(conn):
-    """The generator writes what libvirt accepts: at most 1 in 100 refused (seeded)."""
-    cases = sample(100, 11)
+    """The generator writes what libvirt accepts: at most 1 in 100 refused (of 200) (seeded)."""
+    cases = sample(200, 11)
     refused = [(c, e) for c in cases for _, e in [define_dump(conn, c.xml)] if e is not None]
-    assert len(refused) <= 1, refused[0][1]
+    assert len(refused) <= 2, refused[0][1]
     features = set().union(*(c.features for c in cases))
     for needed in (
         "q35",
         "pc",
         "root-ports-bare",
         "root-ports-indexed",
-        "dmi-to-pci-bridge",
+        "nic-on-indexed-port",
+        "pcie-switch-bare",
+        "pcie-switch-addressed",
+        "dmi-bare",
+        "dmi-addressed",
         "pcie-to-pci-bridge",
-        "virtio-iommu",
+        "virtio-iommu-bare",
+        "virtio-iommu-at-01",
+        "pci-index-gap",
         "implied-scsi",
         "implied-sata",
         "implied-virtio-serial",
