@@ -26,7 +26,7 @@ once ``fidelity`` is merged: the property then judges every case as written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
@@ -315,3 +315,374 @@ def sample(n: int, at: int) -> list[Generated]:
 
     collect()
     return cases
+
+
+# --- pc_domains: generated pc domains whose layout invariants ------------------------------
+# --- tests/machines/test_pc_properties.py checks (moved here from there) ------------------
+
+
+@dataclass
+class Dev:
+    """One device element before rendering."""
+
+    tag: str
+    attrs: list[tuple[str, str]]
+    body: list[str] = field(default_factory=list)  # child lines, quotes as placeholders (')
+    pci: bool = True  # does it take a PCI address?
+    fixed: tuple[int, int] | None = None  # (slot, function) the chipset pins it to
+    group: int | None = None  # USB2 companions of one controller index share a slot
+    function: int = 0  # its function within the group
+    behind_bridge_ok: bool = False
+    address: tuple[int, int, int, bool] | None = None  # (bus, slot, function, multifunction)
+
+
+@dataclass
+class Case:
+    xml: str
+    policy: dict
+
+
+NIC_TYPES = {
+    "network": ["<source network='default'/>"],
+    "bridge": ["<source bridge='br0'/>"],
+    "user": [],
+    "ethernet": [],
+    "direct": ["<source dev='eth0' mode='bridge'/>"],
+}
+PC_NIC_MODELS = ["virtio", "e1000", "rtl8139", "e1000e", None]
+SOUND_MODELS = ["ich6", "ich9", "ac97", "es1370"]
+VIDEO_MODELS = ["vga", "cirrus", "qxl", "virtio"]
+
+
+def _host_source(bus: int, slot: int, function: int, typed: bool) -> list[str]:
+    """The host address of a passed-through device, which relayout must never touch."""
+    kind = "type='pci' " if typed else ""
+    return [
+        "<source>",
+        f"  <address {kind}domain='0x0000' bus='{bus:#04x}' slot='{slot:#04x}' "
+        f"function='{function:#x}'/>",
+        "</source>",
+    ]
+
+
+def _number(draw, value: int, width: int) -> str:
+    style = draw(st.sampled_from(["hex", "hex", "short", "dec"]))
+    if style == "hex":
+        return f"0x{value:0{width}x}"
+    return f"0x{value:x}" if style == "short" else str(value)
+
+
+def _address_line(draw, addr: tuple[int, int, int, bool], quote: str) -> str:
+    bus, slot, function, multi = addr
+    q = draw(st.sampled_from([quote, quote, quote, "'" if quote == '"' else '"']))
+    parts = [("type", "pci")]
+    if draw(st.integers(0, 3)):  # libvirt takes a missing domain, bus or function as 0
+        parts.append(("domain", _number(draw, 0, 4)))
+    parts.append(("bus", _number(draw, bus, 2)))
+    parts.append(("slot", _number(draw, slot, 2)))
+    if function or draw(st.booleans()):
+        parts.append(("function", _number(draw, function, 1)))
+    if multi:
+        parts.append(("multifunction", "on"))
+    return "<address " + " ".join(f"{k}={q}{v}{q}" for k, v in parts) + "/>"
+
+
+@st.composite
+def pc_domains(draw) -> Case:
+    quote = draw(st.sampled_from(["'", '"']))
+    unit = draw(st.sampled_from(["  ", "    ", "\t"]))
+    devs: list[Dev] = []
+    host_bus = iter(range(1, 200))  # distinct host addresses for passed-through devices
+    sd_names = iter(f"sd{c}" for c in "abcdefghijklmnop")
+
+    # NICs
+    for _ in range(draw(st.integers(0, 5))):
+        kind = draw(st.sampled_from([*NIC_TYPES, "hostdev"]))
+        body = []
+        if draw(st.booleans()):
+            body.append(
+                f"<mac address='52:54:00:00:{len(devs):02x}:{draw(st.integers(0, 255)):02x}'/>"
+            )
+        if kind == "hostdev":
+            body += _host_source(next(host_bus), 0x10, 1, typed=True)
+            attrs = [("type", "hostdev"), ("managed", "yes")]
+        else:
+            body += NIC_TYPES[kind]
+            model = draw(st.sampled_from(PC_NIC_MODELS))
+            if model:
+                body.append(f"<model type='{model}'/>")
+            attrs = [("type", kind)]
+        devs.append(Dev("interface", attrs, body, behind_bridge_ok=True))
+
+    # virtio disks, in any target order
+    names = draw(st.permutations(["vda", "vdb", "vdc", "vdaa"]))[: draw(st.integers(0, 4))]
+    for name in names:
+        body = [
+            f"<source file='/var/lib/libvirt/images/{name}.qcow2'/>",
+            f"<target dev='{name}' bus='virtio'/>",
+        ]
+        devs.append(
+            Dev("disk", [("type", "file"), ("device", "disk")], body, behind_bridge_ok=True)
+        )
+
+    # SCSI and SATA disks bring implicit controllers; an IDE cdrom sits on the PIIX3
+    for n in range(draw(st.integers(0, 2))):
+        name = next(sd_names)
+        body = [
+            f"<source file='/var/lib/libvirt/images/{name}.raw'/>",
+            f"<target dev='{name}' bus='scsi'/>",
+        ]
+        if draw(st.booleans()):  # on controller 1: libvirt adds controllers 0 and 1
+            body.append(f"<address type='drive' controller='1' bus='0' target='0' unit='{n}'/>")
+        devs.append(Dev("disk", [("type", "file"), ("device", "disk")], body, pci=False))
+    for _ in range(draw(st.integers(0, 2))):
+        name = next(sd_names)
+        body = [
+            f"<source file='/var/lib/libvirt/images/{name}.raw'/>",
+            f"<target dev='{name}' bus='sata'/>",
+        ]
+        devs.append(Dev("disk", [("type", "file"), ("device", "disk")], body, pci=False))
+    if draw(st.booleans()):
+        body = ["<target dev='hdc' bus='ide'/>", "<readonly/>"]
+        devs.append(Dev("disk", [("type", "file"), ("device", "cdrom")], body, pci=False))
+
+    # controllers
+    if draw(st.booleans()):
+        devs.append(Dev("controller", [("type", "ide"), ("index", "0")], fixed=(1, 1)))
+    if draw(st.booleans()):
+        devs.append(
+            Dev("controller", [("type", "pci"), ("index", "0"), ("model", "pci-root")], pci=False)
+        )
+    usb = draw(st.sampled_from(["default", "piix3", "ich9", "qemu-xhci", "nec-xhci"]))
+    if usb == "piix3":
+        devs.append(
+            Dev(
+                "controller",
+                [("type", "usb"), ("index", "0"), ("model", "piix3-uhci")],
+                fixed=(1, 2),
+            )
+        )
+    elif usb == "ich9":
+        for model, function in (
+            ("ich9-ehci1", 7),
+            ("ich9-uhci1", 0),
+            ("ich9-uhci2", 1),
+            ("ich9-uhci3", 2),
+        ):
+            body = [] if model == "ich9-ehci1" else [f"<master startport='{2 * function}'/>"]
+            attrs = [("type", "usb"), ("index", "0"), ("model", model)]
+            devs.append(Dev("controller", attrs, body, group=0, function=function))
+    elif usb != "default":
+        devs.append(Dev("controller", [("type", "usb"), ("index", "0"), ("model", usb)]))
+    serial_indexes = draw(st.lists(st.integers(0, 1), max_size=2, unique=True))
+    for index in serial_indexes:
+        devs.append(
+            Dev(
+                "controller",
+                [("type", "virtio-serial"), ("index", str(index))],
+                behind_bridge_ok=True,
+            )
+        )
+    for index in draw(st.lists(st.integers(0, 1), max_size=2, unique=True)):
+        model = draw(st.sampled_from(["virtio-scsi", "lsilogic"]))
+        devs.append(
+            Dev(
+                "controller",
+                [("type", "scsi"), ("index", str(index)), ("model", model)],
+                behind_bridge_ok=True,
+            )
+        )
+    bridges = list(range(1, 1 + draw(st.integers(0, 2))))
+    for index in bridges:
+        body = (
+            ["<model name='pci-bridge'/>", f"<target chassisNr='{index}'/>"]
+            if draw(st.booleans())
+            else []
+        )
+        devs.append(
+            Dev(
+                "controller",
+                [("type", "pci"), ("index", str(index)), ("model", "pci-bridge")],
+                body,
+            )
+        )
+
+    # channels need a virtio-serial controller: libvirt adds the one they name
+    for n in range(draw(st.integers(0, 2))):
+        body = [f"<target type='virtio' name='org.example.channel.{n}'/>"]
+        if draw(st.booleans()):
+            body.append(
+                f"<address type='virtio-serial' controller='{draw(st.integers(0, 1))}' "
+                f"bus='0' port='{n + 1}'/>"
+            )
+        devs.append(Dev("channel", [("type", "unix")], body, pci=False))
+
+    # singletons
+    balloon = draw(st.sampled_from(["virtio", "none", None]))
+    if balloon:
+        devs.append(Dev("memballoon", [("model", balloon)], pci=balloon == "virtio"))
+    watchdog = draw(st.sampled_from(["i6300esb", "ib700", None]))
+    if watchdog:
+        devs.append(
+            Dev("watchdog", [("model", watchdog), ("action", "reset")], pci=watchdog == "i6300esb")
+        )
+    if draw(st.booleans()):
+        devs.append(Dev("vsock", [("model", "virtio")], ["<cid auto='yes'/>"]))
+    serial = draw(st.sampled_from(["pci", "isa", None]))
+    if serial == "pci":
+        body = ["<target type='pci-serial' port='0'>", "  <model name='pci-serial'/>", "</target>"]
+        devs.append(Dev("serial", [("type", "pty")], body))
+    elif serial == "isa":
+        devs.append(Dev("serial", [("type", "pty")], ["<target port='0'/>"], pci=False))
+
+    # video: a primary, maybe a second qxl head
+    videos = []
+    if draw(st.booleans()):
+        videos.append(draw(st.sampled_from(VIDEO_MODELS)))
+        if draw(st.booleans()):
+            videos.append("qxl")
+    for i, model in enumerate(videos):
+        devs.append(
+            Dev("video", [], [f"<model type='{model}'/>"], fixed=(2, 0) if i == 0 else None)
+        )
+
+    # more PCI devices, several of each allowed
+    for kind in draw(
+        st.lists(st.sampled_from(["sound", "rng", "hostdev", "input", "fs", "shmem"]), max_size=5)
+    ):
+        n = sum(d.tag == {"fs": "filesystem"}.get(kind, kind) for d in devs)
+        if kind == "sound":
+            devs.append(
+                Dev(
+                    "sound", [("model", draw(st.sampled_from(SOUND_MODELS)))], behind_bridge_ok=True
+                )
+            )
+        elif kind == "rng":
+            backend = ["<backend model='random'>/dev/urandom</backend>"]
+            devs.append(Dev("rng", [("model", "virtio")], backend, behind_bridge_ok=True))
+        elif kind == "hostdev":
+            body = _host_source(next(host_bus), 0, 0, typed=False)
+            attrs = [("mode", "subsystem"), ("type", "pci"), ("managed", "yes")]
+            devs.append(Dev("hostdev", attrs, body, behind_bridge_ok=True))
+        elif kind == "input":
+            devs.append(
+                Dev("input", [("type", "keyboard"), ("bus", "virtio")], behind_bridge_ok=True)
+            )
+        elif kind == "fs":
+            body = [f"<source dir='/srv/share{n}'/>", f"<target dir='share{n}'/>"]
+            devs.append(Dev("filesystem", [("type", "mount"), ("accessmode", "passthrough")], body))
+        else:
+            body = ["<model type='ivshmem-plain'/>", "<size unit='M'>4</size>"]
+            devs.append(Dev("shmem", [("name", f"shmem{n}")], body))
+
+    # where each device goes: unaddressed, or addressed on bus 0 or behind a bridge
+    mode = draw(st.sampled_from(["none", "all", "mixed"]))
+    video_addressed = False
+    root_pool = list(range(3, 32))
+    units: list[list[Dev]] = []  # PCI devices that take a slot of their own (or share a group's)
+    groups: dict[int, list[Dev]] = {}
+    for d in devs:
+        if not d.pci:
+            continue
+        if d.group is not None:
+            if d.group not in groups:
+                groups[d.group] = []
+                units.append(groups[d.group])
+            groups[d.group].append(d)
+        else:
+            units.append([d])
+    bridge_pools = {b: list(range(1, 32)) for b in bridges}
+    for b in bridges:
+        bridge_pools[b] = draw(st.permutations(bridge_pools[b]))
+    chosen = [u for u in units if mode == "all" or (mode == "mixed" and draw(st.booleans()))]
+    for u in chosen:
+        if u[0].tag == "video" and draw(st.booleans()):
+            u[0].fixed = None  # a primary video libvirt once had to put elsewhere: it moves to 2
+        if u[0].fixed is not None:
+            slot, function = u[0].fixed
+            u[0].address = (0, slot, function, False)
+            video_addressed |= u[0].tag == "video"
+    if not video_addressed:
+        root_pool.insert(0, 2)  # slot 2 is free unless the video claims it
+    root_pool = draw(st.permutations(root_pool))
+    next_root = iter(root_pool)
+    for u in chosen:
+        if u[0].fixed is not None:
+            continue
+        bus = 0
+        if bridges and all(d.behind_bridge_ok for d in u) and draw(st.integers(0, 3)) == 0:
+            bus = draw(st.sampled_from(bridges))
+        slot = bridge_pools[bus].pop() if bus else next(next_root)
+        for d in u:
+            d.address = (bus, slot, d.function, len(u) > 1 and d.function == 0)
+
+    # a pci-serial with an address has its console repeat it, as libvirt writes it
+    extra: list[Dev] = []
+    for d in devs:
+        if d.tag == "serial":
+            console = Dev(
+                "console", [("type", "pty")], ["<target type='serial' port='0'/>"], pci=False
+            )
+            console.address = d.address
+            extra.append(console)
+
+    order = draw(st.permutations(devs))
+    # libvirt takes the first video as the primary, and only qxl may be a secondary one
+    at = [i for i, d in enumerate(order) if d.tag == "video"]
+    for i, d in zip(at, [d for d in devs if d.tag == "video"]):
+        order[i] = d
+    order += extra
+    policy = {}
+    if draw(st.booleans()):
+        policy["nic_start"] = draw(st.integers(3, 5))
+    if draw(st.booleans()):
+        policy["nic_slots"] = draw(st.integers(0, 10))
+    return Case(_render(draw, order, quote, unit), policy)
+
+
+def _render(draw, devs: list[Dev], quote: str, unit: str) -> str:
+    def q(line: str) -> str:
+        return line.replace("'", quote) if quote == '"' else line
+
+    lines = []
+    for d in devs:
+        if draw(st.integers(0, 5)) == 0:
+            lines.append(f"<!-- {d.tag} follows -->")
+        attrs = "".join(f" {k}={quote}{v}{quote}" for k, v in d.attrs)
+        children = [q(line) for line in d.body]
+        if d.address is not None:
+            children.append(_address_line(draw, d.address, quote))
+        if children and draw(st.integers(0, 6)) == 0:
+            children.insert(
+                0, "<!-- <address type='pci' slot='0x03'/> in a comment is not an address -->"
+            )
+        if not children:
+            lines.append(f"<{d.tag}{attrs}/>")
+            continue
+        lines.append(f"<{d.tag}{attrs}>")
+        lines += [unit + c for c in children]
+        lines.append(f"</{d.tag}>")
+    device_lines = "\n".join(2 * unit + line for line in lines)
+    metadata = ""
+    if draw(st.booleans()):
+        metadata = (
+            f"{unit}<metadata>\n{2 * unit}<app:info xmlns:app='urn:example:app'>\n"
+            f"{3 * unit}<app:owner team='net'>ops</app:owner>\n{2 * unit}</app:info>\n"
+            f"{unit}</metadata>\n"
+        )
+    qemu_ns, qemu_tail = "", ""
+    if draw(st.booleans()):
+        qemu_ns = " xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'"
+        qemu_tail = (
+            f"{unit}<qemu:commandline>\n{2 * unit}<qemu:arg value='-no-user-config'/>\n"
+            f"{unit}</qemu:commandline>\n"
+        )
+    machine = draw(st.sampled_from(["pc", "pc-i440fx-7.2"]))
+    head = (
+        f"<domain type='kvm'{qemu_ns}>\n{unit}<name>generated</name>\n{metadata}"
+        f"{unit}<memory unit='KiB'>1048576</memory>\n{unit}<vcpu>1</vcpu>\n"
+        f"{unit}<os>\n{2 * unit}<type arch='x86_64' machine='{machine}'>hvm</type>\n"
+        f"{unit}</os>\n{unit}<devices>\n"
+        f"{2 * unit}<emulator>/usr/bin/qemu-system-x86_64</emulator>\n"
+    )
+    return q(head) + device_lines + f"\n{unit}</devices>\n" + q(qemu_tail) + "</domain>\n"

@@ -2,8 +2,9 @@
 
 The domains come from ``strategies.oracle_domains`` (q35 and pc, root ports, switch
 ports, legacy bridges, virtio-iommu, ICH9 USB groups, index gaps, implied controllers,
-memballoon). The property first defines the input: every generated domain is meant to be
-one libvirt accepts, and a refusal is counted (``hypothesis.event``, and the seeded check
+memballoon) and ``strategies.pc_domains`` (the pc generator of the layout properties),
+one property each. A property first defines the input: every generated domain is meant to
+be one libvirt accepts, and a refusal is counted (``hypothesis.event``, and the seeded check
 below keeps it rare) before ``assume`` drops it. Half the examples are relaid out as
 libvirt dumps them (every address assigned), as a domain that was defined before is.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from oracle import define_dump, judge
-from strategies import KNOWN_CLASSES, oracle_domains, sample
+from strategies import KNOWN_CLASSES, oracle_domains, pc_domains, sample
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -37,6 +38,25 @@ def test_libvirt_defines_the_relayout_of_generated_domains_and_it_is_a_fixed_poi
         event("issue 11 class still open: judged as dumped")
         as_dumped = True
     verdict = judge(conn, dumped if as_dumped else case.xml, **case.policy)
+    assert verdict.input_defined
+    assert verdict.ok, verdict.explain()
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=pc_domains(), as_dumped=st.booleans())
+def test_libvirt_defines_the_relayout_of_generated_pc_domains_and_it_is_a_fixed_point(
+    conn, case, as_dumped
+):
+    """The pc generator of the layout properties (quote styles, comments, hostdevs, NICs of
+    every type, devices behind bridges, policies), judged by libvirt too."""
+    xml = case.xml.replace("<domain type='kvm'", "<domain type='qemu'").replace(
+        '<domain type="kvm"', '<domain type="qemu"'
+    )
+    dumped, error = define_dump(conn, xml)
+    if dumped is None:
+        event("libvirt refused the generated input")
+    assume(dumped is not None)
+    verdict = judge(conn, dumped if as_dumped else xml, **case.policy)
     assert verdict.input_defined
     assert verdict.ok, verdict.explain()
 
