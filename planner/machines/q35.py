@@ -216,15 +216,17 @@ def plan(topo: Topology, policy: Policy) -> Plan:
             on_bus[d.address.bus].append(d)
 
     placements: dict[int, Placement] = {}  # id(device) -> placement
-    # libvirt pins the primary video to 01.0 only while no device of the domain holds slot 1
-    # (qemuDomainValidateDevicePCISlotsQ35); otherwise it is placed like any other device
+    # libvirt pins the primary video to 01.0 and the first ICH9 sound card to 1b.0 only while
+    # no device of the domain holds that slot (qemuDomainValidateDevicePCISlotsQ35); else
+    # they are placed like any other device
     held = {d.address.slot for d in topo.devices if d.address and _stays(d, ports)}
-    stays = [
-        d
-        for d in topo.devices
-        if _stays(d, ports)
-        and not (d.address is None and d.kind == "video" and d.fixed_at.slot in held)
-    ]
+    displaced = set()
+    for d in topo.devices:
+        if d.address is None and d.fixed_at is not None and d.kind in ("video", "sound"):
+            if d.fixed_at.slot in held:
+                displaced.add(id(d))
+            held.add(d.fixed_at.slot)
+    stays = [d for d in topo.devices if _stays(d, ports) and id(d) not in displaced]
     for d in stays:
         placements[id(d)] = Placement(d, d.address or d.fixed_at)
     root_used = {p.address.slot for p in placements.values() if p.address.bus == 0}

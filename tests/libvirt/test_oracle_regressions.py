@@ -7,12 +7,14 @@ libvirt or was not a fixed point (P1/P2, see ``oracle.py``).
 from __future__ import annotations
 
 import pytest
-from domains import address, find
+from domains import address, devices_of, find
 from oracle import judge
 
 from planner import relayout
 
 SLOT_1 = "<address type='pci' domain='0x0000' bus='0x00' slot='0x01' function='0x0'/>"
+SLOT_1B = "<address type='pci' domain='0x0000' bus='0x00' slot='0x1b' function='0x0'/>"
+RNG = "<rng model='virtio'><backend model='random'>/dev/urandom</backend>{}</rng>"
 
 
 def q35(*devices: str, features: str = "") -> str:
@@ -37,7 +39,7 @@ def q35(*devices: str, features: str = "") -> str:
 SLOT_1_TAKEN = {
     "rng-at-01-vga": q35(
         "<video><model type='vga'/></video>",
-        f"<rng model='virtio'><backend model='random'>/dev/urandom</backend>{SLOT_1}</rng>",
+        RNG.format(SLOT_1),
     ),
     "virtio-iommu-at-01-virtio-video": q35(
         "<video><model type='virtio'/></video>",
@@ -56,5 +58,27 @@ def test_q35_primary_video_does_not_take_slot_1_another_device_holds(name):
 @pytest.mark.parametrize("name", SLOT_1_TAKEN)
 def test_q35_primary_video_with_slot_1_taken_libvirt_judges(conn, name):
     verdict = judge(conn, SLOT_1_TAKEN[name])
+    assert verdict.input_defined
+    assert verdict.ok, verdict.explain()
+
+
+# q35: likewise, libvirt gives 00:1b.0 to the first ICH9 sound card only while that slot is
+# free; planner pinned every ICH9 sound card there.
+SLOT_1B_TAKEN = {
+    "two-ich9-sound-cards": q35("<sound model='ich9'/>", "<sound model='ich9'/>"),
+    "rng-at-1b-ich9-sound": q35("<sound model='ich9'/>", RNG.format(SLOT_1B)),
+}
+
+
+@pytest.mark.parametrize("name", SLOT_1B_TAKEN)
+def test_q35_ich9_sound_takes_1b_only_while_it_is_free(name):
+    out = relayout(SLOT_1B_TAKEN[name]).xml
+    at_1b = [el.tag for el in devices_of(out) if address(el) == (0, 0x1B, 0)]
+    assert len(at_1b) == 1, at_1b
+
+
+@pytest.mark.parametrize("name", SLOT_1B_TAKEN)
+def test_q35_ich9_sound_with_1b_taken_libvirt_judges(conn, name):
+    verdict = judge(conn, SLOT_1B_TAKEN[name])
     assert verdict.input_defined
     assert verdict.ok, verdict.explain()
