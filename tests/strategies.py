@@ -37,6 +37,15 @@ from hypothesis import strategies as st
 KNOWN_CLASSES: frozenset[int] = frozenset({1, 2, 3, 4, 7})
 
 NIC_MODELS = ("virtio", "e1000", "e1000e", "rtl8139")
+EXTRAS = {
+    "sound-ich9": "<sound model='ich9'></sound>",
+    "sound-ich6": "<sound model='ich6'></sound>",
+    "watchdog": "<watchdog model='i6300esb' action='reset'></watchdog>",
+    "hostdev": "<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+    "<address domain='0x0000' bus='{:#04x}' slot='0x00' function='0x0'/></source></hostdev>",
+    "tablet": "<input type='tablet' bus='virtio'></input>",
+    "vsock": "<vsock model='virtio'><cid auto='yes'/></vsock>",
+}
 RNG = "<rng model='virtio'><backend model='random'>/dev/urandom</backend>{}</rng>"
 
 
@@ -266,12 +275,37 @@ def oracle_domains(draw) -> Generated:  # noqa: C901
             )
         )
         features.add("video")
+        if draw(st.integers(0, 3)) == 0:
+            devs.append("<video><model type='qxl'/></video>")  # a secondary head
+            features.add("second-video")
+
+    # more PCI endpoints, some of them conventional PCI (behind a pcie-to-pci-bridge for
+    # libvirt on q35), some pinned by the chipset (ICH9 sound at 1b.0 on q35)
+    host = iter(range(1, 40))
+    root_slots = list(range(5, 0x1B))  # q35: endpoints addressed on pcie-root (they stay)
+    for kind in draw(st.lists(st.sampled_from(sorted(EXTRAS)), max_size=4)):
+        markup = EXTRAS[kind]
+        if kind == "hostdev":
+            markup = markup.format(next(host))
+        elif kind in ("watchdog", "vsock") and any(f"<{kind}" in d for d in devs):
+            continue  # one of each
+        addr = ""
+        if q35 and kind not in ("sound-ich9",) and draw(st.integers(0, 4)) == 0:
+            addr = pci(0, root_slots.pop(draw(st.integers(0, len(root_slots) - 1))))
+            features.add("endpoint-on-pcie-root")
+        devs.append(markup.replace("</", addr + "</", 1) if addr else markup)
+        features.add(kind)
 
     # PCI controllers keep their order (libvirt numbers those without an index in document
     # order, and a bridge's index must be above its parent's), at random positions
     order = draw(st.permutations(devs + pci_ctrls))
     at = [i for i, d in enumerate(order) if d in pci_ctrls]
     for i, d in zip(at, pci_ctrls):
+        order[i] = d
+    # the first video is the primary one, and only a qxl may be a secondary one
+    videos = [d for d in devs if d.startswith("<video>")]
+    at = [i for i, d in enumerate(order) if d.startswith("<video>")]
+    for i, d in zip(at, videos):
         order[i] = d
     if q35 and any("index=" not in d for d in pci_ctrls):
         # an explicit pcie-root first (as virt-install writes it) keeps index 0 for the root
