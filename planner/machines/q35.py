@@ -52,6 +52,7 @@ reserved = (PciAddress(0, 0, 0x1F, 0), PciAddress(0, 0, 0x1F, 3))
 _TYPES = re.compile(r"^(q35|pc-q35-.*)$")
 ROOT_PORT = "pcie-root-port"
 FIRST_PORT_SLOT = 2  # slot 1 is the primary video's
+USB2_SLOT, USB2_SLOT_2 = 0x1D, 0x1A  # ICH9 USB2 controllers 0: 1d, or 1a if 1d is held
 
 
 def matches(machine_type: str) -> bool:
@@ -220,15 +221,20 @@ def plan(topo: Topology, policy: Policy) -> Plan:
     # no device of the domain holds that slot (qemuDomainValidateDevicePCISlotsQ35); else
     # they are placed like any other device
     held = {d.address.slot for d in topo.devices if d.address and _stays(d, ports)}
-    displaced = set()
+    displaced, pinned = set(), {}
     for d in topo.devices:
         if d.address is None and d.fixed_at is not None and d.kind in ("video", "sound"):
             if d.fixed_at.slot in held:
                 displaced.add(id(d))
             held.add(d.fixed_at.slot)
+    # the ICH9 USB2 controllers of index 0 go to 1d, or to 1a while a device holds 1d
+    usb2_moves = USB2_SLOT in held and USB2_SLOT_2 not in held
+    for d in topo.devices:
+        if d.address is None and d.usb2 is not None and d.fixed_at is not None and usb2_moves:
+            pinned[id(d)] = PciAddress(0, 0, USB2_SLOT_2, d.fixed_at.function)
     stays = [d for d in topo.devices if _stays(d, ports) and id(d) not in displaced]
     for d in stays:
-        placements[id(d)] = Placement(d, d.address or d.fixed_at)
+        placements[id(d)] = Placement(d, d.address or pinned.get(id(d), d.fixed_at))
     root_used = {p.address.slot for p in placements.values() if p.address.bus == 0}
 
     # NIC units: a NIC alone at slot 0 of a root port keeps that port.

@@ -82,3 +82,25 @@ def test_q35_ich9_sound_with_1b_taken_libvirt_judges(conn, name):
     verdict = judge(conn, SLOT_1B_TAKEN[name])
     assert verdict.input_defined
     assert verdict.ok, verdict.explain()
+
+
+# q35: the ICH9 USB2 controllers of index 0 go to 00:1d, or to 00:1a when a device holds 1d
+# (libvirt, measured); planner put them on 1d next to that device.
+USB2_1D_TAKEN = q35(
+    "<controller type='usb' index='0' model='ich9-ehci1'/>",
+    "<controller type='usb' index='0' model='ich9-uhci1'><master startport='0'/></controller>",
+    "<controller type='usb' index='0' model='ich9-uhci2'><master startport='2'/></controller>",
+    RNG.format(SLOT_1B.replace("0x1b", "0x1d")),
+)
+
+
+def test_q35_ich9_usb_group_goes_to_1a_while_a_device_holds_1d():
+    out = relayout(USB2_1D_TAKEN).xml
+    slots = {address(el) for el in devices_of(out) if el.tag == "controller"}
+    assert {(0, 0x1A, 7), (0, 0x1A, 0), (0, 0x1A, 1)} <= slots
+
+
+def test_q35_ich9_usb_group_with_1d_taken_libvirt_judges(conn):
+    verdict = judge(conn, USB2_1D_TAKEN)
+    assert verdict.input_defined
+    assert verdict.ok, verdict.explain()
