@@ -6,12 +6,13 @@ Runs ``oracle.judge`` (P1 and P2, see tests/oracle.py) over the samples and both
 folders (each with the default policy and with ACPI indexes), N generated domains
 (``strategies.oracle_domains``, seeded, so a run is repeatable) as written and as libvirt
 dumps them once defined, and, if ``tests/libvirt/test_fidelity.py`` exists, its
-hand-written reproductions. It prints per source and in total: inputs tried, defined
-before (libvirt accepts the input), defined after (libvirt accepts planner's output),
-refused by planner although libvirt accepts (target 0), fixed-point failures (P2, target 0)
-and P1 differences; then every failing input, with the issue 11 classes its generated form
-triggers (``[classes ...]``; ``[no listed class]`` is a failure nobody has claimed yet).
-``-v`` prints each failure's whole verdict, ``--save DIR`` writes each failing input there.
+hand-written reproductions. It prints per source and in total: inputs tried, planner
+crashes (a traceback is counted, not raised), defined before (libvirt accepts the input),
+defined after (libvirt accepts planner's output), refused by planner although libvirt
+accepts (target 0), fixed-point failures (P2, target 0) and P1 differences; then every
+failing input, with the issue 11 classes its generated form triggers (``[classes ...]``;
+``[no listed class]`` is a failure nobody has claimed yet). ``-v`` prints each failure's
+whole verdict, ``--save DIR`` writes each failing input there.
 Needs libvirtd (``qemu:///system``, or ``PLANNER_TEST_URI``).
 """
 
@@ -34,6 +35,7 @@ from strategies import KNOWN_CLASSES, sample  # noqa: E402
 
 COLUMNS = (
     ("tried", "inputs tried"),
+    ("crashed", "planner crashed, a traceback (target 0)"),
     ("defined_before", "defined before"),
     ("defined_after", "defined after"),
     ("planner_refused", "refused by planner although libvirt accepts (target 0)"),
@@ -109,8 +111,14 @@ def main(argv=None) -> int:
         for stream in streams:
             for source, label, xml, policy, classes in stream:
                 c = counts.setdefault(source, Counter())
-                v = judge(conn, xml, **policy)
                 c["tried"] += 1
+                try:
+                    v = judge(conn, xml, **policy)
+                except Exception as exc:  # noqa: BLE001 - a traceback is a finding too
+                    c["crashed"] += 1
+                    why = f"planner crashed: {type(exc).__name__}: {exc}"
+                    failures.append((label + _classes(classes), why, policy))
+                    continue
                 if not v.input_defined:
                     continue
                 c["defined_before"] += 1
