@@ -66,7 +66,13 @@ def build_wheel(tmp: Path) -> Path:
 
     shutil.copytree(ROOT, src, ignore=ignore)
     wheels = tmp / "wheels"
-    _pip("wheel", "--no-deps", "-w", str(wheels), str(src))
+    try:  # an isolated build fetches setuptools (and wheel) from the index or pip's cache
+        _pip("wheel", "--no-deps", "-w", str(wheels), str(src))
+    except RuntimeError as isolated:  # offline: the build tools installed here, if any
+        try:
+            _pip("wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(src))
+        except RuntimeError as local:
+            raise RuntimeError(f"{isolated}; without build isolation: {local}") from None
     (wheel,) = wheels.glob("*.whl")
     return wheel
 
