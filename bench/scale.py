@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 
 from planner import Policy, relayout
-from planner.plan import make_plan  # internal: see below
-from planner.topology import read_topology  # internal: see below
+from planner.machines import read_topology  # internal: see below
+from planner.relayout import make_plan  # internal: see below
 from planner.xmldoc import Document  # internal: see below
 
 from .corpus import floor_parse_serialize, generate, scale_families, scale_sizes
