@@ -14,7 +14,7 @@ from lxml import etree
 
 from . import devices, layout
 from .errors import InputError
-from .pci import MAX_FUNCTION, MAX_SLOT, PciAddress, parse_number
+from .pci import MAX_FUNCTION, MAX_SLOT, PciAddress, parse_index, parse_number
 from .xmldoc import Document, dominant_quote
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -148,7 +148,7 @@ def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[
     q = quote
     out: list[tuple[str, str, str]] = []
     have = {
-        (c.get("type"), parse_number(c.get("index", "0"), "index"))
+        (c.get("type"), parse_index(c.get("index", "0")))
         for c in devs.findall("controller")
     }
 
@@ -167,7 +167,7 @@ def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[
     def drive_controller(el: etree._Element, per: int) -> int:
         addr = el.find("address")
         if addr is not None and addr.get("type") == "drive":
-            return parse_number(addr.get("controller", "0"), "controller")
+            return parse_index(addr.get("controller", "0"), "controller")
         # libvirt fills a SATA controller with 6 disks, a SCSI one with 7
         return max(devices.disk_index(el), 0) // per if el.tag == "disk" else 0
 
@@ -189,7 +189,7 @@ def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[
         target, addr = el.find("target"), el.find("address")
         if target is not None and target.get("type") == "virtio":
             on = addr is not None and addr.get("type") == "virtio-serial"
-            ctrl = parse_number(addr.get("controller", "0"), "controller") if on else 0
+            ctrl = parse_index(addr.get("controller", "0"), "controller") if on else 0
             need("virtio-serial", ctrl, "")
     out.extend(machine.implicit_devices(devs, q))
     if devs.find("memballoon") is None:
@@ -208,7 +208,7 @@ def _pci_indexes(devs: etree._Element) -> dict[int, int]:
     out: dict[int, int] = {}
     for c in ctrls:
         if c.get("index") is not None:
-            idx = parse_number(c.get("index"), "controller index")
+            idx = parse_index(c.get("index"))
             if idx in out.values():
                 raise InputError(f"two PCI controllers have index {idx}")
             out[id(c)] = idx
@@ -286,7 +286,7 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
             ctype = el.get("type", "")
             ctrl_type_order.setdefault(ctype, len(ctrl_type_order))
             rank += ctrl_type_order[ctype] * 100 + min(
-                parse_number(el.get("index", "0"), "index"), 99
+                parse_index(el.get("index", "0")), 99
             )
         elif el.tag == "controller":  # PCI controllers, which libvirt keeps sorted by index
             rank += min(pci_index[id(el)], 998)
@@ -298,7 +298,7 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
             rank += 1
         usb2 = None
         if el.tag == "controller" and model in devices.USB2_FUNCTIONS:
-            usb2 = (parse_number(el.get("index", "0"), "index"), devices.USB2_FUNCTIONS[model])
+            usb2 = (parse_index(el.get("index", "0")), devices.USB2_FUNCTIONS[model])
         provides = pci_index.get(id(el))
         items.append(
             Device(

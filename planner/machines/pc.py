@@ -28,7 +28,7 @@ from lxml import etree
 from ..errors import ImpossibleError, NoRoomError
 from ..layout import LayoutRecord
 from ..names import path_name
-from ..pci import MAX_SLOT, PciAddress, parse_number
+from ..pci import MAX_SLOT, PciAddress, parse_index, parse_number
 from ..plan import NewController, Placement, Plan
 from ..policy import Policy
 from ..topology import Device, Role, Topology, occupied
@@ -110,12 +110,12 @@ def fixed_address(el: etree._Element, primary_video) -> PciAddress | None:
     The primary video card goes to slot 2 (qemuDomainValidateDevicePCISlotsPIIX3).
     """
     if el.tag == "controller":
-        ctype, index = el.get("type"), el.get("index", "0")
-        if ctype == "ide" and parse_number(index, "index") == 0:
+        ctype, index = el.get("type"), parse_index(el.get("index", "0"))
+        if ctype == "ide" and index == 0:
             return PciAddress(0, 0, 1, 1)
         if (
             ctype == "usb"
-            and parse_number(index, "index") == 0
+            and index == 0
             and el.get("model", "piix3-uhci") == "piix3-uhci"
         ):
             return PciAddress(0, 0, 1, 2)

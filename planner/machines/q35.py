@@ -36,7 +36,7 @@ from .. import devices
 from ..errors import ImpossibleError, NoRoomError
 from ..layout import LayoutRecord, ints
 from ..names import path_name
-from ..pci import MAX_SLOT, PciAddress, parse_number
+from ..pci import MAX_SLOT, PciAddress, parse_index
 from ..plan import NewController, Placement, Plan
 from ..policy import Policy
 from ..topology import Device, Role, Topology, occupied
@@ -116,7 +116,7 @@ def fixed_address(el: etree._Element, primary_video) -> PciAddress | None:
     controllers 0 at 1d, an ICH9 sound card at 1b.0.
     """
     if el.tag == "controller":
-        ctype, index = el.get("type"), parse_number(el.get("index", "0"), "index")
+        ctype, index = el.get("type"), parse_index(el.get("index", "0"))
         if ctype == "sata" and index == 0:
             return PciAddress(0, 0, 0x1F, 2)
         model = el.get("model", "")

@@ -520,10 +520,32 @@ def test_a_slot_written_with_a_leading_zero_is_octal_as_libvirt_reads_it():
     assert parse_number("10", "slot") == 10
 
 
-@pytest.mark.parametrize("text", ["0x-1", "0x 1", "0x_1", "1_0", "+1", "0x", "09", ""])
+@pytest.mark.parametrize(
+    "text", ["0x-1", "0x 1", "0x_1", "1_0", "0x", "09", "", "0x0x5", "0o5", " 5 ", "5 ", "-0"]
+)
 def test_numbers_libvirt_would_not_read_are_refused(text):
     from planner.errors import InputError
     from planner.pci import parse_number
 
     with pytest.raises(InputError):
         parse_number(text, "slot")
+
+
+@pytest.mark.parametrize("text", ["+1", " 1", "\t1"])
+def test_a_sign_or_leading_space_is_read_as_libvirts_strtoul_reads_it(text):
+    """libvirt 9.0 defines slot='+5' and slot=' 5' as slot 5 (strtoul skips leading space
+    and takes a '+'; measured with virsh define): planner must not refuse them."""
+    from planner.pci import parse_index, parse_number
+
+    assert parse_number(text, "slot") == 1
+    assert parse_index(text) == 1
+
+
+def test_a_controller_index_is_decimal_as_libvirt_reads_it():
+    """virDomainControllerDefParseXML reads index base 10: '010' is 10, '0x3' is refused."""
+    from planner.errors import InputError
+    from planner.pci import parse_index
+
+    assert parse_index("010") == 10
+    with pytest.raises(InputError, match="index '0x3'"):
+        parse_index("0x3")
