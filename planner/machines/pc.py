@@ -103,21 +103,19 @@ def read_layout(policy: Policy, nics: etree._Element, others: etree._Element) ->
     )
 
 
-def fixed_address(el: etree._Element, primary_video) -> PciAddress | None:
+def fixed_address(el: etree._Element, primary_video, index: int | None = None) -> PciAddress | None:
     """The address libvirt's i440fx rules pin a device to, if any.
 
     PIIX3 sits in slot 1: IDE controller 0 at 1.1, the PIIX3 USB controller at 1.2.
     The primary video card goes to slot 2 (qemuDomainValidateDevicePCISlotsPIIX3).
     """
     if el.tag == "controller":
-        ctype, index = el.get("type"), parse_index(el.get("index", "0"))
+        ctype = el.get("type")
+        if index is None:
+            index = parse_index(el.get("index", "0"))
         if ctype == "ide" and index == 0:
             return PciAddress(0, 0, 1, 1)
-        if (
-            ctype == "usb"
-            and index == 0
-            and el.get("model", "piix3-uhci") == "piix3-uhci"
-        ):
+        if ctype == "usb" and index == 0 and el.get("model", "piix3-uhci") == "piix3-uhci":
             return PciAddress(0, 0, 1, 2)
     if el is primary_video:
         return PciAddress(0, 0, 2, 0)

@@ -109,14 +109,16 @@ def read_layout(policy: Policy, nics: etree._Element, others: etree._Element) ->
     )
 
 
-def fixed_address(el: etree._Element, primary_video) -> PciAddress | None:
+def fixed_address(el: etree._Element, primary_video, index: int | None = None) -> PciAddress | None:
     """Integrated devices libvirt pins on pcie-root (qemuDomainValidateDevicePCISlotsQ35).
 
     The ICH9 SATA controller 0 at 1f.2, the primary video at 01.0, the ICH9 USB2
     controllers 0 at 1d, an ICH9 sound card at 1b.0.
     """
     if el.tag == "controller":
-        ctype, index = el.get("type"), parse_index(el.get("index", "0"))
+        ctype = el.get("type")
+        if index is None:
+            index = parse_index(el.get("index", "0"))
         if ctype == "sata" and index == 0:
             return PciAddress(0, 0, 0x1F, 2)
         model = el.get("model", "")

@@ -92,9 +92,15 @@ ACCEPTED = {
         NIC, f"<memballoon model='virtio'>{pci(7, 1)}</memballoon>"
     ),
     "105-other-devices": dom(NIC, *[RNG] * 105),
-    # 10. tracebacks on files libvirt accepts
+    # 9. a second <devices> element: libvirt reads the devices of both (XPath ./devices/X;
+    # measured: libvirt 9.0 defines it with both NICs), so planner lays out both
+    "second-devices-element": dom(NIC).replace(
+        "</devices>", f"</devices>\n  <devices>{NIC}</devices>"
+    ),
+    # 10. tracebacks on files libvirt accepts (with an index: a bare root port with an
+    # ISA address is index 0 for libvirt, which refuses it as the root)
     "root-port-with-isa-address": dom(
-        NIC, ctrl("pcie-root-port", body="<address type='isa'/>"), machine="q35"
+        NIC, ctrl("pcie-root-port", 1, body="<address type='isa'/>"), machine="q35"
     ),
 }
 
@@ -116,6 +122,19 @@ REFUSED = {
     "duplicate-usb-index": (
         dom(NIC, ctrl("piix3-uhci", 1, ctype="usb"), ctrl("piix3-uhci", 1, ctype="usb")),
         "usb",
+    ),
+    "duplicate-usb-companion": (
+        dom(
+            NIC,
+            ctrl("ich9-ehci1", 0, ctype="usb"),
+            ctrl("ich9-uhci1", 0, ctype="usb"),
+            ctrl("ich9-uhci1", 0, ctype="usb"),
+        ),
+        "usb",
+    ),
+    "duplicate-scsi-index": (
+        dom(NIC, ctrl("virtio-scsi", 0, ctype="scsi"), ctrl("virtio-scsi", 0, ctype="scsi")),
+        "scsi",
     ),
     "no-os-type": (
         "<domain type='qemu'><name>x</name><memory>131072</memory>"
@@ -140,10 +159,6 @@ REFUSED = {
     "slot-space-5-space": (
         dom(NIC.replace("</interface>", pci(0, 5).replace("0x05", " 5 ") + "</interface>")),
         "slot",
-    ),
-    "second-devices-element": (
-        dom(NIC).replace("</devices>", f"</devices>\n  <devices>{NIC}</devices>"),
-        "devices",
     ),
     "empty-domain": ("<domain type='qemu'/>", "domain"),
     "pci-root-with-an-address": (dom(NIC, ctrl("pci-root", 0, pci(0, 1))), "pci-root"),
