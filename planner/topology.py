@@ -443,10 +443,55 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
         raise InputError(
             f"controller index 0 is {buses[0].model}, a {machine.name} machine needs {root_model}"
         )
+    items.extend(_auto_buses(items, buses, machine, dominant_quote(doc.text), order))
     aliases = tuple((cpos, serial_addr[a]) for cpos, a in consoles if a in serial_addr)
     _check(items, buses)
     recorded = layout.read(root, machine)
     return Topology(machine, mtype, tuple(items), buses, aliases, recorded, acpi)
+
+
+def _auto_buses(
+    items: list[Device], buses: dict[int, Bus], machine: Machine, q: str, order: int
+) -> list[Device]:
+    """The PCI controllers libvirt adds by itself, as implicit devices (``buses`` gains them).
+
+    libvirt sizes the PCI address set to the highest controller index or bus an address
+    names, and adds a controller for every index in between that has none: a pci-bridge,
+    or a pcie-root-port on a pcie-root machine (qemuDomainPCIAddressSetCreate, "Now fill
+    in a reasonable model for all the buses", then virDomainDefMaybeAddController in
+    qemuDomainAssignPCIAddresses). They are then placed first-fit like any controller,
+    so a relayout writes them out and places them itself.
+    """
+    referenced = [d.address.bus for d in items if d.address is not None]
+    top = max([*buses, *referenced])
+    if top > MAX_PCI_INDEX:
+        raise InputError(
+            f"PCI bus {top:#04x} is too high, maximum is {MAX_PCI_INDEX}", element="address"
+        )
+    model = "pcie-root-port" if machine.pcie else "pci-bridge"
+    out = []
+    for index in range(1, top + 1):
+        if index in buses:
+            continue
+        buses[index] = Bus(index, model, None)
+        markup = f"<controller type={q}pci{q} index={q}{index}{q} model={q}{model}{q}/>"
+        rank = devices.RANK["pci-controller"] * 1000 + min(index, 998)
+        out.append(
+            Device(
+                None,
+                "controller",
+                model,
+                "implicit",
+                None,
+                Role.OTHER,
+                order,
+                rank,
+                provides_bus=index,
+                markup=markup,
+            )
+        )
+        order += 1
+    return out
 
 
 def _check(items: list[Device], buses: dict[int, Bus]) -> None:

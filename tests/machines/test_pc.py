@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from domains import (
     SAMPLES,
@@ -471,9 +473,18 @@ def test_pci_address_values_out_of_range_are_refused(attrs, message):
         relayout(pc_domain(bad))
 
 
-def test_an_address_on_a_bus_no_controller_provides_is_refused():
-    with pytest.raises(InputError, match="no PCI controller has index 2"):
-        relayout(pc_domain(disk("vda", 1, bus=2)))
+def test_an_address_on_a_bus_no_controller_provides_gets_the_bridges_libvirt_adds():
+    """libvirt adds pci-bridges 1 and 2 for a disk on bus 2 (issue 11, class 8): planner
+    writes them out, placed above the NIC range, and leaves the disk where it is."""
+    out = relayout(pc_domain(disk("vda", 1, bus=2))).xml
+    bridges = re.findall(
+        r"<controller type='pci' index='(\d)' model='pci-bridge'>\s*"
+        r"<address type='pci' domain='0x0000' bus='0x00' slot='(0x..)'",
+        out,
+    )
+    assert [i for i, _ in bridges] == ["1", "2"]
+    assert all(int(slot, 16) >= 11 for _, slot in bridges)
+    assert "bus='0x02' slot='0x01'" in out
 
 
 def test_a_nic_range_that_does_not_fit_on_bus_0_is_refused():
