@@ -560,3 +560,25 @@ def test_a_controller_index_is_decimal_as_libvirt_reads_it():
     assert parse_index("010") == 10
     with pytest.raises(InputError, match="index '0x3'"):
         parse_index("0x3")
+
+
+def test_32_nics_fill_the_nic_range_and_the_rest_go_behind_a_bridge_with_a_warning():
+    """libvirt places 32 NICs by adding a pci-bridge (issue 11, class 8): planner gives the
+    NIC range all of bus 0 it can, pins the bridge in slot 31 and says so."""
+    result = relayout(pc_domain(*[nic() for _ in range(32)]))
+    slots = nic_slots(result.xml)
+    assert slots[:28] == [(0, s, 0) for s in range(3, 31)]
+    assert slots[28:] == [(1, s, 0) for s in range(1, 5)]
+    assert "<controller type='pci' index='1' model='pci-bridge'>" in result.xml
+    assert any("4 NIC(s) do not fit on bus 0" in w for w in result.plan.warnings)
+    again = relayout(result.xml)
+    assert not again.changed, "a second relayout moves nothing"
+
+
+def test_105_other_devices_grow_as_many_bridges_as_libvirt_would():
+    rng = "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"
+    result = relayout(pc_domain(nic(), *[rng] * 105))
+    bridges = re.findall(r"index='(\d+)' model='pci-bridge'", result.xml)
+    assert bridges == ["1", "2", "3"]
+    assert nic_slots(result.xml) == [(0, 3, 0)]
+    assert not relayout(result.xml).changed
