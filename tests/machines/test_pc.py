@@ -582,3 +582,15 @@ def test_105_other_devices_grow_as_many_bridges_as_libvirt_would():
     assert bridges == ["1", "2", "3"]
     assert nic_slots(result.xml) == [(0, 3, 0)]
     assert not relayout(result.xml).changed
+
+
+def test_a_controller_index_with_a_leading_zero_does_not_break_adding_a_bridge():
+    """Issue 11, class 10: with --nic-slots 26 on a crowded domain the new pci-bridge is
+    inserted after the controllers by index, and index='01' (decimal 1 for libvirt) was
+    read with int(.., 0): a ValueError traceback."""
+    rng = "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"
+    bridge = device("controller", "type='pci' index='01' model='pci-bridge'", slot=0x1F)
+    behind = [device("rng", "model='virtio'", slot=s, bus=1) for s in range(1, 32)]
+    result = relayout(pc_domain(nic(), bridge, *behind, *[rng] * 10), nic_slots=26)
+    assert "<controller type='pci' index='2' model='pci-bridge'>" in result.xml
+    assert not relayout(result.xml).changed
