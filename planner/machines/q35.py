@@ -52,6 +52,9 @@ reserved = (PciAddress(0, 0, 0x1F, 0), PciAddress(0, 0, 0x1F, 3))
 _TYPES = re.compile(r"^(q35|pc-q35-.*)$")
 ROOT_PORT = "pcie-root-port"
 FIRST_PORT_SLOT = 2  # slot 1 is the primary video's
+# qemuDomainValidateDevicePCISlotsQ35: the first dmi-to-pci-bridge without an address
+# goes to 00:1e.0 if that slot is free (measured: a second one, first-fit).
+DMI_SLOT = 0x1E
 
 
 def matches(machine_type: str) -> bool:
@@ -113,8 +116,7 @@ def fixed_address(el: etree._Element, primary_video, index: int | None = None) -
     """Integrated devices libvirt pins on pcie-root (qemuDomainValidateDevicePCISlotsQ35).
 
     The ICH9 SATA controller 0 at 1f.2, the primary video at 01.0, the ICH9 USB2
-    controllers 0 at 1d, an ICH9 sound card at 1b.0, a dmi-to-pci-bridge with index 1
-    at 1e.0.
+    controllers 0 at 1d, an ICH9 sound card at 1b.0.
     """
     if el.tag == "controller":
         ctype = el.get("type")
@@ -127,9 +129,6 @@ def fixed_address(el: etree._Element, primary_video, index: int | None = None) -
             return PciAddress(0, 0, 0x1D, devices.USB2_FUNCTIONS[model])
     if el is primary_video:
         return PciAddress(0, 0, 1, 0)
-    if el.tag == "controller" and el.get("model") == "dmi-to-pci-bridge" and index == 1:
-        # qemuDomainValidateDevicePCISlotsQ35: the first dmi-to-pci-bridge goes to 00:1e.0
-        return PciAddress(0, 0, 0x1E, 0)
     if el.tag == "sound" and el.get("model") == "ich9":
         return PciAddress(0, 0, 0x1B, 0)
     return None
@@ -262,8 +261,8 @@ def plan(topo: Topology, policy: Policy) -> Plan:
         ),
         key=lambda d: (d.rank, d.order),
     )
-    integrated = [d for d in loose if d.integrated]
-    loose = [d for d in loose if not d.integrated]
+    integrated = [d for d in loose if d.integrated or _root_only(topo, d)]
+    loose = [d for d in loose if d not in integrated]
     for d, addr in _behind_controllers(topo, [d for d in loose if _plugs_behind(topo, d)]):
         placements[id(d)] = Placement(d, addr)
     loose = [d for d in loose if id(d) not in placements]
@@ -325,7 +324,8 @@ def plan(topo: Topology, policy: Policy) -> Plan:
     used_now = {p.address.slot for p in placements.values() if p.address.bus == 0}
     used_now |= {slot for slot, _ in slots} | {a.slot for a in reserved}
     for d in integrated:  # first-fit on pcie-root, as libvirt (a virtio-iommu at 01.0)
-        free = next((s for s in range(1, MAX_SLOT + 1) if s not in used_now), None)
+        prefer = [DMI_SLOT] if d.provides_bus is not None else []
+        free = next((s for s in [*prefer, *range(1, MAX_SLOT + 1)] if s not in used_now), None)
         if free is None:
             raise ImpossibleError(f"no slot on pcie-root left for the integrated {d.label}")
         used_now.add(free)
@@ -347,6 +347,16 @@ def plan(topo: Topology, policy: Policy) -> Plan:
     ordered = sorted(placements.values(), key=lambda p: order[id(p.device)])
     new_controllers.sort(key=lambda c: c.index)
     return Plan(topo, policy, layout, tuple(ordered), tuple(new_controllers))
+
+
+def _root_only(topo: Topology, d: Device) -> bool:
+    """A PCI controller only pcie-root takes (a dmi-to-pci-bridge; root ports aside):
+    it goes on pcie-root itself, not behind a root port of its own."""
+    if d.provides_bus is None or topo.buses[d.provides_bus].model == ROOT_PORT:
+        return False
+    model = topo.buses[d.provides_bus].model
+    takers = {m for m, (accepts, _) in devices.BUS_ACCEPTS.items() if model in accepts}
+    return bool(takers) and takers <= {"pcie-root", "pcie-expander-bus"}
 
 
 def _plugs_behind(topo: Topology, d: Device) -> bool:

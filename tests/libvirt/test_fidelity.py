@@ -57,6 +57,13 @@ ACCEPTED = {
     "dmi-to-pci-bridge": dom(
         NIC, ctrl("dmi-to-pci-bridge", 1), ctrl("pci-bridge", 2), machine="q35"
     ),
+    # ... also with another index, or a second one (libvirt: 1e.0 for the first, then first-fit)
+    "dmi-to-pci-bridge-index-2": dom(
+        NIC, ctrl("dmi-to-pci-bridge", 2), ctrl("pci-bridge", 3), machine="q35"
+    ),
+    "two-dmi-to-pci-bridges": dom(
+        NIC, ctrl("dmi-to-pci-bridge", 1), ctrl("dmi-to-pci-bridge", 2), machine="q35"
+    ),
     # 2. switch ports: downstream ports plug into an upstream port, which plugs into a root port
     "pcie-switch": dom(
         NIC,
@@ -64,6 +71,18 @@ ACCEPTED = {
         ctrl("pcie-switch-upstream-port", 2),
         ctrl("pcie-switch-downstream-port", 3),
         ctrl("pcie-switch-downstream-port", 4),
+        machine="q35",
+    ),
+    "two-pcie-switches": dom(
+        NIC,
+        NIC,
+        ctrl("pcie-root-port", 1),
+        ctrl("pcie-switch-upstream-port", 2),
+        ctrl("pcie-switch-downstream-port", 3),
+        ctrl("pcie-root-port", 4),
+        ctrl("pcie-switch-upstream-port", 5),
+        ctrl("pcie-switch-downstream-port", 6),
+        ctrl("pcie-switch-downstream-port", 7),
         machine="q35",
     ),
     # 3. q35: nothing lands on an address the chipset holds (00:1f.0 is the ICH9 LPC)
@@ -92,6 +111,15 @@ ACCEPTED = {
         NIC, f"<memballoon model='virtio'>{pci(7, 1)}</memballoon>"
     ),
     "105-other-devices": dom(NIC, *[RNG] * 105),
+    "q35-root-port-index-gap": dom(NIC, ctrl("pcie-root-port", 3), machine="q35"),
+    "q35-device-on-bus-5-without-controller": dom(
+        NIC, f"<memballoon model='virtio'>{pci(5, 0)}</memballoon>", machine="q35"
+    ),
+    "40-nics-and-a-disk": dom(
+        *[NIC] * 40,
+        "<disk type='file' device='disk'><source file='/var/lib/libvirt/images/x.img'/>"
+        "<target dev='vda' bus='virtio'/></disk>",
+    ),
     # 9. a second <devices> element: libvirt reads the devices of both (XPath ./devices/X;
     # measured: libvirt 9.0 defines it with both NICs), so planner lays out both
     "second-devices-element": dom(NIC).replace(
