@@ -454,46 +454,53 @@ def _overflow(
     """Bus 0 is too small: the overflow goes behind pci-bridges, as libvirt grows them.
 
     libvirt adds a pci-bridge each time bus 0 (then the last bridge) is full
-    (virDomainPCIAddressSetGrow, virDomainPCIAddressBusSetModel: slots 1-31 of a bridge).
+    (virDomainPCIAddressSetGrow, virDomainPCIAddressBusSetModel: slots 1-31 of a bridge;
+    the new bridge goes first-fit, so behind the previous one once bus 0 is full).
     planner fills the last bridge already on bus 0 first, then as few new pci-bridges
-    as it takes, pinned in the last slots of bus 0. ``first`` (the NICs the NIC range
-    cannot hold) go behind a bridge before anything else; PCI controllers and
-    integrated devices stay on bus 0; the devices behind bridges keep their order.
+    as it takes, pinned in the last slots of bus 0, or in the last slot of the bridge
+    before when bus 0 has none left. ``first`` (the NICs the NIC range cannot hold)
+    go behind a bridge before anything else; PCI controllers and integrated devices
+    stay on bus 0; the devices behind bridges keep their order.
     Returns (groups on bus 0, [(group, bridge index, slot)], new controllers).
     """
     existing = _existing_bridge(topo)
     pinned = [g for g in groups if g.pinned_to_root]
     others = [g for g in groups if not g.pinned_to_root]
     free_existing = _free_bridge_slots(existing, placements) if existing is not None else []
+    room = len(root_slots) - len(pinned)  # bus 0 slots for new bridges and other devices
     count = 0 if existing is not None else 1  # new bridges
     while True:
-        room = len(root_slots) - len(pinned) - count
-        behind = len(first) + max(0, len(others) - max(room, 0))
-        if room < 0 or count > MAX_SLOT:
+        chained = max(0, count - room)  # new bridges behind the bridge before them
+        on_root_others = max(0, room - count)
+        behind = len(first) + len(others) - min(on_root_others, len(others))
+        possible = room >= 0 and (room >= 1 or bool(free_existing)) and count <= MAX_SLOT
+        if not possible or (count and chained >= len(free_existing) + count * len(BRIDGE_SLOTS)):
             first_slot = root_slots[0] if root_slots else MAX_SLOT + 1
             raise ImpossibleError(
                 f"{len(groups) + len(first)} non-NIC PCI slots do not fit above the NIC range "
                 f"(slots {first_slot}-{MAX_SLOT}) even with pci-bridges"
             )
-        if behind <= len(free_existing) + count * len(BRIDGE_SLOTS):
+        if behind <= len(free_existing) + count * len(BRIDGE_SLOTS) - chained:
             break
         count += 1
-    stay = set(map(id, pinned)) | set(map(id, others[:room]))
+    stay = set(map(id, pinned)) | set(map(id, others[:on_root_others]))
     on_root = [g for g in groups if id(g) in stay]
     moving = [*first, *(g for g in groups if id(g) not in stay)]
     next_index = max(topo.buses) + 1
     new = []
-    cells = [(existing, slot) for slot in free_existing]
+    bridge_cells: dict[int, list[int]] = {}
+    if existing is not None:
+        bridge_cells[existing] = list(free_existing)
+    parent = existing
     for i in range(count):
         index = next_index + i
-        new.append(
-            NewController(
-                index,
-                "pci-bridge",
-                PciAddress(0, 0, root_slots[len(on_root) + i], 0),
-                after_index=index - 1,
-            )
-        )
-        cells += [(index, slot) for slot in BRIDGE_SLOTS]
+        if i < room - on_root_others:
+            addr = PciAddress(0, 0, root_slots[len(on_root) + i], 0)
+        else:  # bus 0 is full: behind the bridge before, in its last free slot
+            addr = PciAddress(0, parent, bridge_cells[parent].pop(), 0)
+        new.append(NewController(index, "pci-bridge", addr, after_index=index - 1))
+        bridge_cells[index] = list(BRIDGE_SLOTS)
+        parent = index
+    cells = [(bus, slot) for bus, slots in bridge_cells.items() for slot in slots]
     on_bridge = [(g, bus, slot) for g, (bus, slot) in zip(moving, cells)]
     return on_root, on_bridge, new

@@ -594,3 +594,17 @@ def test_a_controller_index_with_a_leading_zero_does_not_break_adding_a_bridge()
     result = relayout(pc_domain(nic(), bridge, *behind, *[rng] * 10), nic_slots=26)
     assert "<controller type='pci' index='2' model='pci-bridge'>" in result.xml
     assert not relayout(result.xml).changed
+
+
+def test_when_bus_0_has_no_slot_left_for_a_second_bridge_it_goes_behind_the_first():
+    """29 NICs and 30 other devices (with a video): bus 0 holds the NIC range and one
+    bridge; libvirt then plugs the next bridge into the last one (first-fit)."""
+    rng = "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"
+    video = "<video><model type='vga'/></video>"
+    result = relayout(pc_domain(video, *[nic() for _ in range(29)], *[rng] * 30))
+    assert re.search(
+        r"index='2' model='pci-bridge'>\s*<address type='pci' domain='0x0000' bus='0x01' "
+        r"slot='0x1f'",
+        result.xml,
+    )
+    assert not relayout(result.xml).changed
