@@ -11,10 +11,11 @@ persistent), and a verdict:
     a plain attach gives the sequential name (and so does ``planner hotplug``);
 ``at-risk``
     a plain attach would not give the next name after the NICs present (``ens9``
-    after ``ens3 ens4``), or would fail, live or in the persistent config;
+    after ``ens3 ens4``), or would fail, live or in the persistent config; or the
+    domain was never laid out and ``planner hotplug`` cannot place a NIC in it;
 ``full``
-    ``planner hotplug`` has no place for a NIC (the NIC range or the spare NIC root
-    ports are all taken, or the machine needs a layout first);
+    the domain is laid out, but ``planner hotplug`` has no place left for a NIC (the
+    NIC range or the spare NIC root ports are all taken): relayout with more room;
 ``unsupported``
     the domain's machine is one planner does not handle, or its XML cannot be read.
 
@@ -228,7 +229,9 @@ def audit_domain(
         return failed_row(name, UNSUPPORTED, f"cannot predict: {exc}", state, persistent)
     present = [n.guest_name for n in nics if n.guest_name]
     expected = next_in_sequence(present) if present else planner_next.guest_name
-    verdict, reason = _verdict(room, planner_next, virsh_live, virsh_config, expected)
+    verdict, reason = _verdict(
+        room, record is not None, planner_next, virsh_live, virsh_config, expected
+    )
     return AuditRow(
         name,
         state,
@@ -258,17 +261,20 @@ def _num(text: str):
     return int(text) if text.isdigit() else text
 
 
-def _verdict(room, planner_next, live, config, expected) -> tuple[str, str]:
-    if not room:
+def _verdict(room, laid_out, planner_next, live, config, expected) -> tuple[str, str]:
+    if not room and laid_out:
         return FULL, f"planner hotplug: {planner_next.why}"
-    wrong = []
+    wrong: dict[str, list[str]] = {}  # what a plain attach does -> where (live, config)
     for what, n in (("live", live), ("config", config)):
         if n is None:
             continue
         if n.guest_name is None:
-            wrong.append(f"a plain attach fails {what} ({n.why})")
+            wrong.setdefault(f"fails ({n.why})", []).append(what)
         elif expected is not None and n.guest_name != expected:
-            wrong.append(f"a plain attach gives {n.guest_name} {what}, not {expected}")
-    if wrong:
-        return AT_RISK, "; ".join(wrong)
+            wrong.setdefault(f"gives {n.guest_name}, not {expected}", []).append(what)
+    notes = [f"a plain attach {text} ({' and '.join(where)})" for text, where in wrong.items()]
+    if not room:  # never laid out, and planner cannot place a NIC there either
+        notes.insert(0, f"planner hotplug: {planner_next.why}")
+    if notes:
+        return AT_RISK, "; ".join(notes)
     return OK, ""

@@ -131,10 +131,10 @@ def relayout_domain(
         )
     try:
         doc = Document.parse(snap.config_xml)
+        resolved = virt.resolve_machine(conn, doc.root)
+        result = relayout(doc, machine_type=resolved, **overrides)  # reads the metadata too
         if layout.find(doc.root) is not None and not force:
             return RelayoutOutcome(name, SKIPPED, running=snap.active, note="already laid out")
-        resolved = virt.resolve_machine(conn, doc.root)
-        result = relayout(doc, machine_type=resolved, **overrides)
         if not result.changed:
             return RelayoutOutcome(name, UNCHANGED, False, running=snap.active)
         note = COLD_BOOT if snap.active else ""
