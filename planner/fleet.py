@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from . import layout, lock, virt
 from .audit import ERROR, GONE, UNSUPPORTED, AuditRow, audit_domain, failed_row
-from .errors import DomainNotFound, PlannerError
+from .errors import DomainNotFound, PlannerError, UnsupportedError
 from .machines import needs_resolving
 from .relayout import relayout
 from .xmldoc import Document
@@ -111,8 +111,9 @@ def relayout_domain(
 ) -> RelayoutOutcome:
     """Relayout one domain's persistent definition; define it if ``define`` and it changed.
 
-    Skips a transient domain, and (unless ``force``) one whose definition already has a
-    planner layout. A running domain keeps its current layout until its next cold boot.
+    Skips a transient domain, one on a machine planner does not lay out, and (unless
+    ``force``) one whose definition already has a planner layout. A running domain
+    keeps its current layout until its next cold boot.
     The define happens under the domain's hot-plug lock, after checking that the domain
     still exists (a define would otherwise bring a deleted domain back).
     """
@@ -148,6 +149,8 @@ def relayout_domain(
         return RelayoutOutcome(name, DEFINED, True, True, snap.active, note)
     except DomainNotFound:
         return RelayoutOutcome(name, GONE, note="the domain vanished")
+    except UnsupportedError as exc:  # a machine planner does not lay out: not a failure
+        return RelayoutOutcome(name, SKIPPED, running=snap.active, note=str(exc))
     except PlannerError as exc:
         return RelayoutOutcome(name, FAILED, running=snap.active, note=str(exc), error=exc)
 

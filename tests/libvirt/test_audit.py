@@ -68,7 +68,16 @@ def test_audit_of_default_laid_out_q35_shut_off_and_transient_domains(conn, host
     off, _ = host.define("off", start=False)
     transient, _ = host.transient("transient")
 
+    def xmls():
+        return {
+            n: (d.XMLDesc(0), d.XMLDesc(XML_INACTIVE) if d.isPersistent() else None)
+            for n in host.names
+            for d in [conn.lookupByName(n)]
+        }
+
+    before = xmls()
     rows = by_name(audit_host(conn, host.names))
+    assert xmls() == before  # the audit reads; it changes nothing
     print("\n" + "\n".join(f"{n}: {r.as_dict()}" for n, r in rows.items()))
 
     r = rows[default]
@@ -202,10 +211,18 @@ def test_relayout_all_defines_the_default_ones_and_skips_the_rest(conn, host):
             "<planner:policy nic-start='x'/></planner:layout></metadata>",
         )
     )
+    isapc = host.prefix + "f-isapc"
+    host.names.append(isapc)
+    conn.defineXML(
+        domain(isapc, "isapc", "<controller type='usb' model='none'/><memballoon model='none'/>")
+    )
     before = {n: conn.lookupByName(n).XMLDesc(XML_INACTIVE) for n in (default, off, laid)}
 
     dry = relayout_all(conn, define=False, only=host.prefix + "*")
-    assert [o.status for o in dry] == ["would be defined"] * 2 + ["skipped"] * 2 + ["failed"]
+    assert [o.status for o in dry] == ["would be defined"] * 2 + ["skipped"] * 2 + [
+        "failed",
+        "skipped",
+    ]
     assert {n: conn.lookupByName(n).XMLDesc(XML_INACTIVE) for n in before} == before
 
     out = {o.domain: o for o in relayout_all(conn, define=True, only=host.prefix + "*")}
@@ -216,6 +233,7 @@ def test_relayout_all_defines_the_default_ones_and_skips_the_rest(conn, host):
     assert (out[laid].status, out[laid].note) == ("skipped", "already laid out")
     assert out[transient].status == "skipped" and "transient" in out[transient].note
     assert out[name].failed and "unreadable planner metadata" in out[name].note
+    assert out[isapc].status == "skipped" and "'isapc' is not supported" in out[isapc].note
     for dom in (d1, d2):
         assert NAMESPACE in dom.XMLDesc(XML_INACTIVE)
     assert d1.XMLDesc(0) != d1.XMLDesc(XML_INACTIVE)  # the running one keeps its layout
