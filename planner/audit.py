@@ -11,7 +11,8 @@ persistent), and a verdict:
     a plain attach gives the sequential name (and so does ``planner hotplug``);
 ``at-risk``
     a plain attach would not give the next name after the NICs present (``ens9``
-    after ``ens3 ens4``), or would fail, live or in the persistent config; or the
+    after ``ens3 ens4``), or would fail, live or in the persistent config, or would
+    be named differently after the next cold boot (libvirt chose two places); or the
     domain was never laid out and ``planner hotplug`` cannot place a NIC in it;
 ``full``
     the domain is laid out, but ``planner hotplug`` has no place left for a NIC (the
@@ -21,8 +22,10 @@ persistent), and a verdict:
 
 "The next name after the NICs present" is read from the names themselves: the NIC
 whose name carries the highest number (``ens4``, ``enp2s0``, ``eno2``) is followed by
-the same name with that number plus one (``ens5``, ``enp3s0``, ``eno3``). A domain
-without NICs has no sequence to break; its expected first name is planner's choice.
+the same name with that number plus one (``ens5``, ``enp3s0``, ``eno3``), in each
+definition on its own (the live attach against the running domain's NICs, the config
+attach against the persistent definition's). A definition without NICs has no
+sequence to break; its expected first name is planner's choice.
 
 libvirt is reached elsewhere (:mod:`planner.fleet`); nothing here changes anything.
 """
@@ -91,7 +94,8 @@ class AuditRow:
     machine_type: str | None = None  # as the domain writes it
     nics: tuple[NicInfo, ...] = ()
     layout: dict | None = None  # the recorded layout's policy, None if never laid out
-    expected: str | None = None  # the sequential next name
+    expected: str | None = None  # the sequential next name (live, else persistent)
+    expected_config: str | None = None  # ... in the persistent definition
     planner: NextNic | None = None
     virsh_live: NextNic | None = None
     virsh_config: NextNic | None = None
@@ -111,6 +115,7 @@ class AuditRow:
             "layout": self.layout,
             "nics": [n.as_dict() for n in self.nics],
             "expected_next": self.expected,
+            "expected_next_config": self.expected_config,
             "next_planner": nxt(self.planner),
             "next_virsh": {"live": nxt(self.virsh_live), "config": nxt(self.virsh_config)},
             "verdict": self.verdict,
@@ -227,10 +232,14 @@ def audit_domain(
         virsh_live, virsh_config = _virsh_next(live, config, offs)
     except PlannerError as exc:  # a topology the choice cannot handle: say so
         return failed_row(name, UNSUPPORTED, f"cannot predict: {exc}", state, persistent)
-    present = [n.guest_name for n in nics if n.guest_name]
-    expected = next_in_sequence(present) if present else planner_next.guest_name
+    # Each definition has its own sequence: after a relayout of a running domain the
+    # persistent one already has the new names, the running one keeps the old ones.
+    live_next, config_next = (
+        _expected(t, planner_next.guest_name) if t is not None else None for t in (live, config)
+    )
+    expected = live_next if live is not None else config_next
     verdict, reason = _verdict(
-        room, record is not None, planner_next, virsh_live, virsh_config, expected
+        room, record is not None, planner_next, virsh_live, virsh_config, live_next, config_next
     )
     return AuditRow(
         name,
@@ -243,6 +252,7 @@ def audit_domain(
         nics,
         layout,
         expected,
+        config_next,
         planner_next,
         virsh_live,
         virsh_config,
@@ -261,11 +271,17 @@ def _num(text: str):
     return int(text) if text.isdigit() else text
 
 
-def _verdict(room, laid_out, planner_next, live, config, expected) -> tuple[str, str]:
+def _expected(topo: Topology, first: str | None) -> str | None:
+    """The next name after the NICs of one definition (``first`` if it has none)."""
+    present = [n for _, _, n in _nic_rows(topo).values() if n]
+    return next_in_sequence(present) if present else first
+
+
+def _verdict(room, laid_out, planner_next, live, config, live_next, config_next):
     if not room and laid_out:
         return FULL, f"planner hotplug: {planner_next.why}"
     wrong: dict[str, list[str]] = {}  # what a plain attach does -> where (live, config)
-    for what, n in (("live", live), ("config", config)):
+    for what, n, expected in (("live", live, live_next), ("config", config, config_next)):
         if n is None:
             continue
         if n.guest_name is None:
@@ -273,6 +289,11 @@ def _verdict(room, laid_out, planner_next, live, config, expected) -> tuple[str,
         elif expected is not None and n.guest_name != expected:
             wrong.setdefault(f"gives {n.guest_name}, not {expected}", []).append(what)
     notes = [f"a plain attach {text} ({' and '.join(where)})" for text, where in wrong.items()]
+    if live and config and live.guest_name and config.guest_name != live.guest_name:
+        # libvirt chose twice, differently: the guest's name changes at the next cold boot
+        notes.append(
+            f"a plain attach is {live.guest_name} now and {config.guest_name} after a cold boot"
+        )
     if not room:  # never laid out, and planner cannot place a NIC there either
         notes.insert(0, f"planner hotplug: {planner_next.why}")
     if notes:
