@@ -74,3 +74,31 @@ def test_cli_relayout_all(conn, host, capsys):
     assert main(["relayout", "-c", URI, "--all", "--force"]) in (0, 2, 6)
     out = capsys.readouterr().out
     assert f"{default}: would be defined" in out or f"{default}: unchanged" in out
+
+
+def test_cli_relayout_all_json_and_a_failure_does_not_stop_the_rest(conn, host, capsys):
+    from fleet_host import domain, nic
+
+    from planner.layout import NAMESPACE
+
+    bad = host.prefix + "j-a-bad"
+    host.names.append(bad)
+    conn.defineXML(
+        domain(
+            bad,
+            "pc",
+            nic(1),
+            meta=f"\n  <metadata><planner:layout xmlns:planner='{NAMESPACE}'>"
+            "<planner:policy nic-slots='many'/></planner:layout></metadata>",
+        )
+    )
+    default, dom = host.define("j-b-default", start=False)
+    args = ["relayout", "-c", URI, "--all", "--define", "--only", host.prefix + "j-*"]
+    assert main([*args, "--json"]) == 2  # the first failure's code: bad input
+    rows = json.loads(capsys.readouterr().out)["domains"]
+    assert [(r["domain"], r["status"], r["defined"]) for r in rows] == [
+        (bad, "failed", False),
+        (default, "defined", True),
+    ]
+    assert "unreadable planner metadata" in rows[0]["note"]
+    assert "urn:libvirt-nic-planner:layout:1" in dom.XMLDesc(XML_INACTIVE)
