@@ -54,7 +54,17 @@ def audit_one(conn, name: str, dom) -> AuditRow:
         resolved = _resolved(conn, snap.live_xml or snap.config_xml or "")
     except PlannerError as exc:
         return failed_row(name, UNSUPPORTED, str(exc), snap.state, snap.persistent)
-    return audit_domain(name, snap.live_xml, snap.config_xml, state=snap.state, resolved=resolved)
+    try:
+        return audit_domain(
+            name, snap.live_xml, snap.config_xml, state=snap.state, resolved=resolved
+        )
+    except Exception as exc:  # noqa: BLE001 - a bug on one domain must not hide the others
+        return failed_row(name, ERROR, _internal(exc), snap.state, snap.persistent)
+
+
+def _internal(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    return f"internal error (a planner bug: please report it): {type(exc).__name__}: {text}"
 
 
 def audit_host(conn, names: list[str] | tuple[str, ...] = ()) -> list[AuditRow]:
@@ -85,7 +95,7 @@ class RelayoutOutcome:
     defined: bool = False
     running: bool = False
     note: str = ""
-    error: PlannerError | None = None
+    error: PlannerError | None = None  # None for a failure that is a planner bug
 
     @property
     def failed(self) -> bool:
@@ -153,6 +163,8 @@ def relayout_domain(
         return RelayoutOutcome(name, SKIPPED, running=snap.active, note=str(exc))
     except PlannerError as exc:
         return RelayoutOutcome(name, FAILED, running=snap.active, note=str(exc), error=exc)
+    except Exception as exc:  # noqa: BLE001 - a bug on one domain must not stop the others
+        return RelayoutOutcome(name, FAILED, running=snap.active, note=_internal(exc))
 
 
 def relayout_all(

@@ -17,7 +17,8 @@ errors (:mod:`planner.errors`); :func:`exit_code` maps each class to its code:
     6  libvirt refused the request
     75 hot-plug/unplug: the domain's lock stayed taken past the timeout: retry later
 
-``relayout --all`` exits with the code of the first domain that failed (0 if none did).
+``relayout --all`` exits with the code of the first domain that failed (0 if none did;
+70 if that failure is a planner bug).
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from .common import (
 )
 
 EXIT_CHECK_DIRTY = 1
+EXIT_INTERNAL = 70  # a planner bug (EX_SOFTWARE), as the top-level guard reports it
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -138,7 +139,9 @@ def _run_all(args) -> int:
         dry = " (dry run: nothing defined)" if args.define and args.dry_run else ""
         print(f"{len(outcomes)} domain(s): {tally or 'none'}{dry}")
     failed = [o for o in outcomes if o.failed]
-    return exit_code(failed[0].error) if failed else 0
+    if not failed:
+        return 0
+    return exit_code(failed[0].error) if failed[0].error is not None else EXIT_INTERNAL
 
 
 def emit(

@@ -237,3 +237,36 @@ def test_relayout_all_defines_the_default_ones_and_skips_the_rest(conn, host):
     for dom in (d1, d2):
         assert NAMESPACE in dom.XMLDesc(XML_INACTIVE)
     assert d1.XMLDesc(0) != d1.XMLDesc(XML_INACTIVE)  # the running one keeps its layout
+
+
+def test_a_planner_bug_on_one_domain_is_a_row_and_the_others_go_on(conn, host, monkeypatch):
+    from planner import fleet
+    from planner.cli import main
+
+    first, _ = host.define("bug-a", start=False)
+    second, _ = host.define("bug-b", start=False)
+    real_audit, real_relayout = fleet.audit_domain, fleet.relayout
+
+    def audit_bug(name, *args, **kw):
+        if name == first:
+            raise KeyError("boom")
+        return real_audit(name, *args, **kw)
+
+    def relayout_bug(doc, **kw):
+        if first in doc.text:
+            raise KeyError("boom")
+        return real_relayout(doc, **kw)
+
+    monkeypatch.setattr(fleet, "audit_domain", audit_bug)
+    monkeypatch.setattr(fleet, "relayout", relayout_bug)
+    rows = by_name(audit_host(conn, [first, second]))
+    assert rows[first].verdict == ERROR
+    assert rows[first].reason == (
+        "internal error (a planner bug: please report it): KeyError: 'boom'"
+    )
+    assert rows[second].verdict == AT_RISK
+    code = main(
+        ["relayout", "-c", conn.getURI(), "--all", "--define", "--only", host.prefix + "bug-*"]
+    )
+    assert code == 70
+    assert NAMESPACE in conn.lookupByName(second).XMLDesc(XML_INACTIVE)
