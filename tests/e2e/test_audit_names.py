@@ -1,12 +1,13 @@
 """Guest truth for ``planner audit`` and ``planner relayout --all`` (issue 15).
 
-1. The audit's predicted next name, for ``planner hotplug`` and for a plain ``virsh
-   attach-device --live --config`` (no address), is the name the guest reports after
-   each attach: on a laid-out pc domain (planner first, then virsh) and on one with
-   libvirt's default layout (virsh first: ``ens9``, then planner).
+1. The audit's predicted next name, for a plain ``virsh attach-device --live --config``
+   (no address) and then for ``planner hotplug``, is the name the guest reports after
+   each attach: on a laid-out pc domain (``ens5``, then ``ens6``) and on one with
+   libvirt's default layout (``ens9``, then ``ens10``).
 2. ``planner relayout --all --define`` on a host with three default domains (one of
    them running), then a cold boot of each, then ``planner hotplug``: ``ens5`` in every
-   guest. ``--only`` keeps ``--all`` to this test's domains: the libvirtd is shared.
+   guest, as the audit said (for planner and for a plain attach alike). ``--only``
+   keeps ``--all`` to this test's domains: the libvirtd is shared.
 
 Every command runs as the CLI in a subprocess; every name comes from the guest's own
 report. Guests boot one at a time (TCG on shared cores).
@@ -85,22 +86,17 @@ def test_the_audit_predicts_the_guest_names_of_both_attach_paths(
 
     first = audit(conn, domain_name)
     assert [n["guest_name"] for n in first["nics"]] == boot.names
-    if laid_out:  # planner first, then a plain attach
+    if laid_out:
         assert (first["verdict"], names_of(first)) == ("ok", ("ens5", "ens5", "ens5"))
-        result = scenario.hotplug(conn, domain_name, "--user")
-        planner_seen = wait_nics(console, 3).names[-1]
-        second = audit(conn, domain_name)
-        plain_attach(dom)
-        virsh_seen = wait_nics(console, 4).names[-1]
-        planner_predicted, virsh_predicted = first, second
-    else:  # a plain attach first (the baseline's ens9), then planner
+    else:
         assert (first["verdict"], names_of(first)[1:]) == ("at-risk", ("ens9", "ens9"))
-        plain_attach(dom)
-        virsh_seen = wait_nics(console, 3).names[-1]
-        second = audit(conn, domain_name)
-        result = scenario.hotplug(conn, domain_name, "--user")
-        planner_seen = wait_nics(console, 4).names[-1]
-        planner_predicted, virsh_predicted = second, first
+    # A plain attach first (laid out: ens5 too; default: the baseline's ens9), then planner.
+    plain_attach(dom)
+    virsh_seen = wait_nics(console, 3).names[-1]
+    second = audit(conn, domain_name)
+    result = scenario.hotplug(conn, domain_name, "--user")
+    planner_seen = wait_nics(console, 4).names[-1]
+    planner_predicted, virsh_predicted = second, first
     report = console.latest()
     said_planner = planner_predicted["next_planner"]["guest_name"]
     said_virsh = virsh_predicted["next_virsh"]["live"]["guest_name"]
@@ -114,8 +110,7 @@ def test_the_audit_predicts_the_guest_names_of_both_attach_paths(
     assert planner_seen == planner_predicted["next_planner"]["guest_name"]
     assert virsh_seen == virsh_predicted["next_virsh"]["live"]["guest_name"]
     assert virsh_seen == virsh_predicted["next_virsh"]["config"]["guest_name"]
-    if not laid_out:
-        assert virsh_seen == "ens9"
+    assert virsh_seen == ("ens5" if laid_out else "ens9")
 
 
 @pytest.fixture
@@ -165,9 +160,11 @@ def test_relayout_all_then_a_cold_boot_gives_ens5_in_every_guest(
             console.path.rename(console.path.with_suffix(".before-relayout.log"))
         dom.create()
         boot = boot_report(console, nics=2, disks=1)
+        row = audit(conn, name)
         result = scenario.hotplug(conn, name, "--user")
         plugged = wait_nics(console, 3)
         seen[name] = (boot.names, result["guest_name"], plugged.names)
+        assert (row["verdict"], names_of(row)) == ("ok", ("ens5", "ens5", "ens5"))
         dom.destroy()  # one guest at a time
     print(
         "\nrelayout --all --define, cold boot, planner hotplug: "
