@@ -147,6 +147,10 @@ def test_the_exit_status_is_the_worst_row():
     assert [exit_status(r) for r in ([], [ok], [ok, risky], [ok, risky, odd])] == [0, 0, 1, 2]
 
 
+def test_no_domains_is_said():
+    assert table([]) == "no domains\n"
+
+
 def test_the_table_is_aligned():
     rows = [
         audit_domain("a-long-domain-name", None, relayout(libvirt_default()).xml),

@@ -93,6 +93,8 @@ HEADER = ("DOMAIN", "STATE", "MACHINE", "LAYOUT", "NEXT(planner)", "NEXT(virsh)"
 
 def table(rows: list[AuditRow]) -> str:
     """Aligned columns, one row per domain; then the reasons of every verdict but ok."""
+    if not rows:
+        return "no domains\n"
     lines = [HEADER]
     for r in rows:
         state = r.state + ("" if r.persistent or not r.state else ", transient")
