@@ -175,8 +175,7 @@ def test_an_unsupported_machine_libvirt_accepts_is_unsupported(conn, host):
 def test_an_aarch64_virt_domain_is_unsupported(conn, host):
     emulator = shutil.which("qemu-system-aarch64")
     if emulator is None:
-        # tests/host-setup.sh installs x86 QEMU only, so CI skips this too; once the set-up
-        # installs the ARM emulator (qemu-system-arm), CI fails without it.
+        # tests/host-setup.sh installs the ARM emulator (qemu-system-arm): CI fails without it.
         promised = "qemu-system-arm" in (ROOT / "tests" / "host-setup.sh").read_text()
         if IN_CI and promised:
             pytest.fail("tests/host-setup.sh installs qemu-system-arm, but it is missing")
