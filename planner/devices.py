@@ -62,6 +62,32 @@ _PCI_ROOTS = {"pci-root", "pcie-root"}
 USB2_FUNCTIONS = {"ich9-ehci1": 7, "ich9-uhci1": 0, "ich9-uhci2": 1, "ich9-uhci3": 2}
 
 
+# What the bus of each PCI controller model accepts from other controllers, and its
+# slots (libvirt's virDomainPCIAddressBusSetModel; a controller connects as its model,
+# virDomainPCIControllerModelToConnectType). Endpoint devices are the machines' concern.
+BUS_ACCEPTS: dict[str, tuple[frozenset[str], range]] = {
+    "pci-root": (frozenset({"pci-bridge", "pci-expander-bus"}), range(1, 32)),
+    "pci-bridge": (frozenset({"pci-bridge"}), range(1, 32)),
+    "pci-expander-bus": (frozenset({"pci-bridge"}), range(0, 32)),
+    "pcie-root": (
+        frozenset({"pcie-root-port", "dmi-to-pci-bridge", "pcie-expander-bus"}),
+        range(1, 32),
+    ),
+    "dmi-to-pci-bridge": (frozenset({"pci-bridge"}), range(0, 32)),
+    "pcie-to-pci-bridge": (frozenset({"pci-bridge"}), range(1, 32)),
+    "pcie-root-port": (
+        frozenset({"pcie-switch-upstream-port", "pcie-to-pci-bridge"}),
+        range(0, 1),
+    ),
+    "pcie-switch-downstream-port": (
+        frozenset({"pcie-switch-upstream-port", "pcie-to-pci-bridge"}),
+        range(0, 1),
+    ),
+    "pcie-switch-upstream-port": (frozenset({"pcie-switch-downstream-port"}), range(0, 32)),
+    "pcie-expander-bus": (frozenset({"pcie-root-port", "dmi-to-pci-bridge"}), range(0, 32)),
+}
+
+
 def _attr(el: etree._Element | None, name: str, default: str = "") -> str:
     return (el.get(name) if el is not None else None) or default
 

@@ -14,25 +14,48 @@ MAX_SLOT = 0x1F
 MAX_FUNCTION = 7
 
 
-def parse_number(text: str, what: str) -> int:
-    """Read a libvirt number attribute as libvirt does: strtoul with base 0.
+_SPACE = " \t\n\v\f\r"  # C isspace(): what strtoul skips before a number
+_DIGITS = {8: "01234567", 10: "0123456789", 16: "0123456789abcdefABCDEF"}
 
-    ``0x1f`` is hex, ``010`` is octal (8), anything else decimal; libvirt parses
-    PCI address attributes this way, so slot='010' is slot 8, not 10.
+
+def _strtoul(text: str, base: int, what: str) -> int:
+    """libvirt's virStrToLong_uip: strtoul(text, &end, base), the whole text consumed,
+    no minus sign. Leading white space and a '+' are accepted as strtoul accepts them;
+    trailing white space, Python's ``0o``/``0b``/``_`` forms and an empty value are not.
     """
-    s = text.strip()
+    s = text.lstrip(_SPACE)
     if s[:1] == "-":
         raise InputError(f"{what} {text!r} is negative")
-    hexa = s[:2] in ("0x", "0X")
-    digits = s[2:] if hexa else s
-    if digits.isascii() and digits.isalnum():  # no sign, space or '_' that int() allows
-        try:
-            if hexa:
-                return int(digits, 16)
-            return int(s, 8) if len(s) > 1 and s[0] == "0" else int(s, 10)
-        except ValueError:
-            pass
+    if s[:1] == "+":
+        s = s[1:]
+    radix = base
+    if base == 0:
+        if s[:2] in ("0x", "0X"):
+            s, radix = s[2:], 16
+        elif len(s) > 1 and s[0] == "0":
+            s, radix = s[1:], 8
+        else:
+            radix = 10
+    if s and all(c in _DIGITS[radix] for c in s):
+        return int(s, radix)
     raise InputError(f"{what} {text!r} is not a number")
+
+
+def parse_number(text: str, what: str) -> int:
+    """Read a PCI address attribute as libvirt does: strtoul with base 0.
+
+    ``0x1f`` is hex, ``010`` is octal (8), anything else decimal; libvirt parses
+    PCI address attributes this way (virPCIDeviceAddressParseXML, virXMLPropUInt with
+    base 0), so slot='010' is slot 8, not 10. ``0x0x5``, ``0o5``, ``1_0`` and ``5 ``
+    are refused, as libvirt refuses them.
+    """
+    return _strtoul(text, 0, what)
+
+
+def parse_index(text: str, what: str = "controller index") -> int:
+    """Read a controller ``index`` (or a drive address's ``controller``) as libvirt does:
+    decimal (virDomainControllerDefParseXML: virXMLPropInt base 10), so index='010' is 10."""
+    return _strtoul(text, 10, what)
 
 
 @dataclass(frozen=True, order=True)

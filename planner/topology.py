@@ -14,7 +14,7 @@ from lxml import etree
 
 from . import devices, layout
 from .errors import InputError
-from .pci import MAX_FUNCTION, MAX_SLOT, PciAddress, parse_number
+from .pci import MAX_FUNCTION, MAX_SLOT, PciAddress, parse_index, parse_number
 from .xmldoc import Document, dominant_quote
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -138,7 +138,9 @@ def primary_video(devs: etree._Element) -> etree._Element | None:
     return videos[0] if videos else None
 
 
-def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[str, str, str]]:
+def _implicit(
+    devs, machine: Machine, quote: str, indexes: dict[int, int]
+) -> list[tuple[str, str, str]]:
     """Devices libvirt adds by itself at define time, which would then take a free slot.
 
     Returns (kind, model, markup) for: the SCSI, SATA and virtio-serial controllers
@@ -147,10 +149,7 @@ def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[
     """
     q = quote
     out: list[tuple[str, str, str]] = []
-    have = {
-        (c.get("type"), parse_number(c.get("index", "0"), "index"))
-        for c in devs.findall("controller")
-    }
+    have = {(c.get("type"), indexes[id(c)]) for c in devs.findall("controller")}
 
     def need(ctype: str, index: int, model: str) -> None:
         if (ctype, index) not in have:
@@ -167,7 +166,7 @@ def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[
     def drive_controller(el: etree._Element, per: int) -> int:
         addr = el.find("address")
         if addr is not None and addr.get("type") == "drive":
-            return parse_number(addr.get("controller", "0"), "controller")
+            return parse_index(addr.get("controller", "0"), "controller")
         # libvirt fills a SATA controller with 6 disks, a SCSI one with 7
         return max(devices.disk_index(el), 0) // per if el.tag == "disk" else 0
 
@@ -180,7 +179,7 @@ def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[
     scsi = [drive_controller(el, 7) for el in disks if devices.disk_bus(el) == "scsi"]
     scsi += [drive_controller(el, 7) for el in devs.findall("hostdev") if el.get("type") == "scsi"]
     for ctrl in range(max(scsi, default=-1) + 1):
-        need("scsi", ctrl, "lsilogic")
+        need("scsi", ctrl, "")  # the model is libvirt's choice (QEMU's capabilities, machine)
     sata = [drive_controller(el, 6) for el in disks if devices.disk_bus(el) == "sata"]
     for ctrl in range(max(sata, default=-1) + 1):
         if ctrl > 0 or not machine.builtin_sata0:  # some chipsets have SATA controller 0 built in
@@ -189,7 +188,7 @@ def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[
         target, addr = el.find("target"), el.find("address")
         if target is not None and target.get("type") == "virtio":
             on = addr is not None and addr.get("type") == "virtio-serial"
-            ctrl = parse_number(addr.get("controller", "0"), "controller") if on else 0
+            ctrl = parse_index(addr.get("controller", "0"), "controller") if on else 0
             need("virtio-serial", ctrl, "")
     out.extend(machine.implicit_devices(devs, q))
     if devs.find("memballoon") is None:
@@ -197,30 +196,144 @@ def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[
     return out
 
 
-def _pci_indexes(devs: etree._Element) -> dict[int, int]:
-    """Controller index of every PCI controller, by id() of its element.
+MAX_PCI_INDEX = 255  # libvirt: "PCI controller index N too high, maximum is 255"
+_USB_COMPANIONS = {"ich9-uhci1", "ich9-uhci2", "ich9-uhci3"}
 
-    A controller written without an index (virt-install writes bare root ports)
-    gets the lowest unused one, in document order, as libvirt gives it;
-    index 0 is the root bus, whether written or implicit.
+
+def _controller_indexes(devs) -> dict[int, int]:
+    """Controller index of every controller, by id() of its element, as libvirt gives it.
+
+    A PCI controller written without an index (virt-install writes bare root ports)
+    gets the lowest unused one, in document order; index 0 is the root bus, whether
+    written or implicit. A USB2 controller of the ICH9 family without an index joins
+    the USB controller before it (its EHCI master or a companion) unless that index
+    already has this model; any other controller without an index gets the lowest
+    index unused by its type (measured against libvirt 9.0's define: two ICH9 groups
+    without index are 0 and 1). Indexes are decimal (:func:`planner.pci.parse_index`).
     """
-    ctrls = [c for c in devs.findall("controller") if c.get("type") == "pci"]
+    ctrls = [c for c in devs.findall("controller")]
     out: dict[int, int] = {}
+    taken: dict[str, set[int]] = {}
     for c in ctrls:
         if c.get("index") is not None:
-            idx = parse_number(c.get("index"), "controller index")
-            if idx in out.values():
-                raise InputError(f"two PCI controllers have index {idx}")
+            idx = parse_index(c.get("index"))
+            ctype = c.get("type", "")
+            if ctype == "pci" and idx in taken.get("pci", ()):
+                raise InputError(f"two PCI controllers have index {idx}", element="controller")
+            if ctype == "pci" and idx > MAX_PCI_INDEX:
+                raise InputError(
+                    f"PCI controller index {idx} too high, maximum is {MAX_PCI_INDEX}",
+                    element="controller",
+                )
+            taken.setdefault(ctype, set()).add(idx)
             out[id(c)] = idx
-    taken = set(out.values())
+    prev_usb: etree._Element | None = None
     for c in ctrls:
+        ctype = c.get("type", "")
+        used = taken.setdefault(ctype, set())
         if id(c) not in out:
-            idx = 0 if c.get("model") in ("pci-root", "pcie-root") else 1
-            while idx in taken:
-                idx += 1
-            taken.add(idx)
+            model = c.get("model", "")
+            idx = None
+            if ctype == "usb" and model in devices.USB2_FUNCTIONS and prev_usb is not None:
+                prev = out[id(prev_usb)]
+                if prev_usb.get("model", "") in devices.USB2_FUNCTIONS and not any(
+                    out.get(id(o)) == prev and o.get("model", "") == model
+                    for o in ctrls
+                    if o.get("type") == "usb"
+                ):
+                    idx = prev
+            if idx is None:
+                idx = 0 if ctype != "pci" or model in ("pci-root", "pcie-root") else 1
+                while idx in used:
+                    idx += 1
+            used.add(idx)
             out[id(c)] = idx
+        if ctype == "usb":
+            prev_usb = c
     return out
+
+
+def _check_controllers(devs, index: dict[int, int]) -> None:
+    """Refuse the controllers libvirt refuses (virDomainDefRejectDuplicateControllers,
+    virDomainUSBAddressSetAddControllers, the PCI controller checks of domain_validate.c
+    and qemu_validate.c): a root bus with an address, a pci-bridge on a bus not below its
+    own index (a cycle; measured: libvirt 9.0 checks this for pci-bridge only), two
+    controllers of a type with one index (USB: two that are not ICH9 UHCI companions, or
+    two of one companion model)."""
+    seen: dict[tuple[str, int, str], etree._Element] = {}
+    for c in devs.findall("controller"):
+        ctype, model, idx = c.get("type", ""), c.get("model", ""), index[id(c)]
+        addr = c.find("address")
+        if ctype == "pci" and model in ("pci-root", "pcie-root") and addr is not None:
+            raise InputError(
+                f"controller {model} (index {idx}) has an address: "
+                "pci-root and pcie-root controllers should not have an address",
+                element="controller",
+            )
+        if model == "pci-bridge" and addr is not None and addr.get("type") == "pci":
+            bus = parse_number(addr.get("bus", "0"), "PCI bus")
+            if bus >= idx:
+                raise InputError(
+                    f"controller pci-bridge index {idx} sits on bus {bus:#04x}: "
+                    "a pci-bridge's index must be larger than its bus",
+                    element="controller",
+                )
+        if ctype == "pci":
+            continue
+        if ctype == "usb":
+            key = (ctype, idx, model if model in _USB_COMPANIONS else "")
+            if model == "none":
+                continue
+        else:
+            key = (ctype, idx, "")
+        if key in seen:
+            if ctype == "usb":
+                raise InputError(
+                    f"two usb controllers have index {idx} (Duplicate USB controllers)",
+                    element="controller",
+                )
+            raise InputError(
+                f"multiple {ctype!r} controllers have index {idx}", element="controller"
+            )
+        seen[key] = c
+
+
+class _Devices:
+    """The children of every ``<devices>`` element, in document order: libvirt reads
+    devices with XPath ``./devices/X``, which finds them in each of several."""
+
+    def __init__(self, parents: list[etree._Element]):
+        self._parents = parents
+
+    def __iter__(self):
+        for parent in self._parents:
+            yield from parent
+
+    def findall(self, tag: str) -> list[etree._Element]:
+        return [el for parent in self._parents for el in parent.findall(tag)]
+
+    def find(self, tag: str) -> etree._Element | None:
+        found = self.findall(tag)
+        return found[0] if found else None
+
+
+def _check_domain(root: etree._Element, devs: _Devices) -> None:
+    """Refuse what libvirt's parser refuses before any address is looked at: no
+    ``<os><type>``, a device ``<address>`` without a type."""
+    if root.find("os/type") is None:
+        raise InputError(
+            "<domain> has no <os><type>: an os <type> must be specified", element="type"
+        )
+    for el in devs:
+        if not isinstance(el.tag, str):
+            continue
+        for addr in el.findall("address"):
+            if not addr.get("type"):
+                raise InputError(
+                    f"<{el.tag}> has an <address> without a type "
+                    "(No type specified for device address)",
+                    element=el.tag,
+                )
 
 
 def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
@@ -229,9 +342,8 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
     Raises InputError for addresses libvirt would refuse.
     """
     root = doc.root
-    devs = root.find("devices")
-    if devs is None:
-        devs = etree.SubElement(etree.Element("domain"), "devices")  # no devices: empty set
+    devs = _Devices(root.findall("devices"))  # none: an empty set
+    _check_domain(root, devs)
 
     video = primary_video(devs)
     items: list[Device] = []
@@ -240,14 +352,15 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
     consoles: list[tuple[int, PciAddress]] = []
     acpi: dict[int, int] = {}
     ctrl_type_order: dict[str, int] = {}
-    pci_index = _pci_indexes(devs)
+    ctrl_index = _controller_indexes(devs)
+    _check_controllers(devs, ctrl_index)
     order = 0
     for el in devs:
         if not isinstance(el.tag, str):
             continue
         pos = doc.position(el)
         if el.tag == "controller" and el.get("type") == "pci":
-            index = pci_index[id(el)]
+            index = ctrl_index[id(el)]
             model = el.get("model", "")
             addr, _ = pci_address(el)
             target = el.find("target")
@@ -274,7 +387,7 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
         acpi_el = el.find("acpi")
         if acpi_el is not None and acpi_el.get("index"):
             acpi[pos] = parse_number(acpi_el.get("index"), "acpi index")
-        fixed_at = machine.fixed_address(el, video)
+        fixed_at = machine.fixed_address(el, video, ctrl_index.get(id(el)))
         if el.tag == "interface":
             role = Role.NIC
         elif fixed_at is not None:
@@ -285,11 +398,9 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
         if el.tag == "controller" and el.get("type") != "pci":
             ctype = el.get("type", "")
             ctrl_type_order.setdefault(ctype, len(ctrl_type_order))
-            rank += ctrl_type_order[ctype] * 100 + min(
-                parse_number(el.get("index", "0"), "index"), 99
-            )
+            rank += ctrl_type_order[ctype] * 100 + min(ctrl_index[id(el)], 99)
         elif el.tag == "controller":  # PCI controllers, which libvirt keeps sorted by index
-            rank += min(pci_index[id(el)], 998)
+            rank += min(ctrl_index[id(el)], 998)
         elif el.tag == "disk":  # libvirt sorts the disks of a bus by target name (vda, vdb, ...)
             rank += min(devices.disk_index(el) + 1, 998)
         elif el.tag == "interface" and el.get("type") == "hostdev":
@@ -298,8 +409,9 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
             rank += 1
         usb2 = None
         if el.tag == "controller" and model in devices.USB2_FUNCTIONS:
-            usb2 = (parse_number(el.get("index", "0"), "index"), devices.USB2_FUNCTIONS[model])
-        provides = pci_index.get(id(el))
+            usb2 = (ctrl_index[id(el)], devices.USB2_FUNCTIONS[model])
+        is_pci_ctrl = el.tag == "controller" and el.get("type") == "pci"
+        provides = ctrl_index[id(el)] if is_pci_ctrl else None
         items.append(
             Device(
                 pos,
@@ -318,7 +430,7 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
             )
         )
         order += 1
-    for kind, model, markup in _implicit(devs, machine, dominant_quote(doc.text)):
+    for kind, model, markup in _implicit(devs, machine, dominant_quote(doc.text), ctrl_index):
         rank = devices.RANK.get(kind if kind != "controller" else "controller", 0) * 1000 + 999
         items.append(
             Device(None, kind, model, "implicit", None, Role.OTHER, order, rank, markup=markup)
@@ -331,10 +443,55 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
         raise InputError(
             f"controller index 0 is {buses[0].model}, a {machine.name} machine needs {root_model}"
         )
+    items.extend(_auto_buses(items, buses, machine, dominant_quote(doc.text), order))
     aliases = tuple((cpos, serial_addr[a]) for cpos, a in consoles if a in serial_addr)
     _check(items, buses)
     recorded = layout.read(root, machine)
     return Topology(machine, mtype, tuple(items), buses, aliases, recorded, acpi)
+
+
+def _auto_buses(
+    items: list[Device], buses: dict[int, Bus], machine: Machine, q: str, order: int
+) -> list[Device]:
+    """The PCI controllers libvirt adds by itself, as implicit devices (``buses`` gains them).
+
+    libvirt sizes the PCI address set to the highest controller index or bus an address
+    names, and adds a controller for every index in between that has none: a pci-bridge,
+    or a pcie-root-port on a pcie-root machine (qemuDomainPCIAddressSetCreate, "Now fill
+    in a reasonable model for all the buses", then virDomainDefMaybeAddController in
+    qemuDomainAssignPCIAddresses). They are then placed first-fit like any controller,
+    so a relayout writes them out and places them itself.
+    """
+    referenced = [d.address.bus for d in items if d.address is not None]
+    top = max([*buses, *referenced])
+    if top > MAX_PCI_INDEX:
+        raise InputError(
+            f"PCI bus {top:#04x} is too high, maximum is {MAX_PCI_INDEX}", element="address"
+        )
+    model = "pcie-root-port" if machine.pcie else "pci-bridge"
+    out = []
+    for index in range(1, top + 1):
+        if index in buses:
+            continue
+        buses[index] = Bus(index, model, None)
+        markup = f"<controller type={q}pci{q} index={q}{index}{q} model={q}{model}{q}/>"
+        rank = devices.RANK["pci-controller"] * 1000 + min(index, 998)
+        out.append(
+            Device(
+                None,
+                "controller",
+                model,
+                "implicit",
+                None,
+                Role.OTHER,
+                order,
+                rank,
+                provides_bus=index,
+                markup=markup,
+            )
+        )
+        order += 1
+    return out
 
 
 def _check(items: list[Device], buses: dict[int, Bus]) -> None:

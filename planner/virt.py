@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from dataclasses import dataclass
 
 from lxml import etree
 
@@ -238,3 +239,56 @@ def resolve_machine(conn, root: etree._Element) -> str:
     if mtype not in known:
         raise UnsupportedError(f"the emulator for {arch} has no machine type {mtype!r}")
     return known[mtype]
+
+
+# virDomainState, as virsh prints it
+STATES = {
+    0: "no state",
+    1: "running",
+    2: "blocked",
+    3: "paused",
+    4: "shutdown",
+    5: "shut off",
+    6: "crashed",
+    7: "pmsuspended",
+}
+
+
+def list_domains(conn) -> list:
+    """Every domain on the host, running or only defined (listAllDomains), by name."""
+    libvirt = _libvirt()
+    try:
+        doms = conn.listAllDomains(0)
+    except libvirt.libvirtError as exc:
+        raise LibvirtRefused(f"cannot list the domains: {message(exc)}") from None
+    return sorted(doms, key=lambda d: d.name())
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A domain's state and XML, read once: live (None: not running) and persistent
+    (None: transient)."""
+
+    name: str
+    uuid: str
+    state: str
+    active: bool
+    persistent: bool
+    live_xml: str | None
+    config_xml: str | None
+
+
+def snapshot(dom, name: str) -> Snapshot:
+    """Read a domain's state and both XMLs; DomainNotFound if it vanished meanwhile."""
+    libvirt = _libvirt()
+    try:
+        uuid = dom.UUIDString()
+        state = STATES.get(dom.state()[0], "unknown")
+        active, persistent = bool(dom.isActive()), bool(dom.isPersistent())
+        live = dom.XMLDesc(0) if active else None
+        config = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if persistent else None
+    except libvirt.libvirtError as exc:
+        if exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN:
+            raise DomainNotFound(f"domain {name!r} vanished", domain=name) from None
+        raise LibvirtRefused(f"cannot read domain {name}: {message(exc)}", domain=name) from None
+    return Snapshot(name, uuid, state, active, persistent, live, config)

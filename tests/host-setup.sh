@@ -66,7 +66,7 @@ fi
 
 pkgs=(libvirt-daemon libvirt-daemon-driver-qemu libvirt-daemon-system libvirt-clients
       libvirt-dev pkg-config qemu-system-x86 qemu-utils libxml2-utils
-      busybox-static udev cpio kmod zstd gcc python3-dev groovy default-jre-headless)
+      busybox-static udev cpio kmod zstd gcc python3-dev groovy default-jre-headless qemu-system-arm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -18,12 +18,14 @@ HEADER = "| # | benchmark | planner | floor | ratio (IQR) | target | met |"
 URI = os.environ.get("PLANNER_TEST_URI", "qemu:///system")
 
 
-def run_bench(*args: str) -> str:
+def run_bench(*args: str, module: bool = False) -> str:
+    entry = ["-m", "bench"] if module else [str(ROOT / "bench" / "run.py")]
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "run.py"), "--quick", *args],
+        [sys.executable, *entry, "--quick", *args],
         capture_output=True,
         text=True,
         timeout=900,
+        cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert HEADER in proc.stdout
@@ -40,6 +42,14 @@ def test_bench_quick_runs_without_libvirt(tmp_path):
     assert {"| 1", "| 2", "| 3", "| 5"} <= set(rows)
     data = json.loads((tmp_path / "bench.json").read_text())
     assert data["quick"] is True and data["table"]
+    assert {"throughput", "cli", "scale", "memory"} <= set(data)
+    assert "skipped" not in data["cli"]  # planner installed into a venv, its console script ran
+
+
+def test_bench_runs_as_a_module(tmp_path):
+    out = run_bench("--rows", "3", "--json", str(tmp_path / "bench.json"), module=True)
+    assert "| 3 | scale pc, 10 devices" in out
+    assert set(json.loads((tmp_path / "bench.json").read_text())["scale"]) >= {"pc"}
 
 
 @pytest.mark.libvirt

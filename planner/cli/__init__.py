@@ -2,19 +2,23 @@
 and turns errors into exit codes.
 
 One module per command (:mod:`.relayout`, :mod:`.show`, :mod:`.hotplug`,
-:mod:`.unplug`), each with
+:mod:`.unplug`, :mod:`.audit`), each with
 ``add_parser(subparsers)`` and ``run(args) -> int``. The library below raises typed
 errors (:mod:`planner.errors`); :func:`exit_code` maps each class to its code:
 
     0  success (``relayout --check``: nothing would change)
     1  ``relayout --check``: a relayout would change something; ``unplug``: the guest
-       has not released the device yet
-    2  bad input, an impossible or unsupported request
+       has not released the device yet; ``audit``: a domain is at risk or full
+    2  bad input, an impossible or unsupported request; ``audit``: a domain could not
+       be judged (unsupported, unreadable, not found)
     3  hot-plug: no room
     4  domain not found
     5  libvirtd unreachable (or libvirt-python missing)
     6  libvirt refused the request
     75 hot-plug/unplug: the domain's lock stayed taken past the timeout: retry later
+
+``relayout --all`` exits with the code of the first domain that failed (0 if none did;
+70 if that failure is a planner bug).
 """
 
 from __future__ import annotations
@@ -22,35 +26,23 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import (
-    DomainNotFound,
-    LibvirtRefused,
-    LockTimeout,
-    NoRoomError,
-    PlannerError,
-    Unreachable,
-)
+from ..errors import PlannerError
 from ..versions import VersionAction
-from . import hotplug, relayout, show, unplug
-from .common import UsageError, read_input, warn
-
-EXIT_OK = 0
-EXIT_CHECK_DIRTY = 1
-EXIT_INPUT = 2
-EXIT_NO_ROOM = 3
-EXIT_NOT_FOUND = 4
-EXIT_UNREACHABLE = 5
-EXIT_LIBVIRT = 6
-EXIT_LOCK_TIMEOUT = 75  # sysexits EX_TEMPFAIL: a temporary failure, retry later
-
-# The first class an error is an instance of decides (subclasses before their bases).
-EXIT_CODES: tuple[tuple[type[PlannerError], int], ...] = (
-    (LockTimeout, EXIT_LOCK_TIMEOUT),
-    (NoRoomError, EXIT_NO_ROOM),
-    (DomainNotFound, EXIT_NOT_FOUND),
-    (Unreachable, EXIT_UNREACHABLE),
-    (LibvirtRefused, EXIT_LIBVIRT),
-    (PlannerError, EXIT_INPUT),
+from . import audit, hotplug, relayout, show, unplug
+from .common import (  # noqa: F401 - the exit codes are planner.cli's public names
+    EXIT_CHECK_DIRTY,
+    EXIT_CODES,
+    EXIT_INPUT,
+    EXIT_LIBVIRT,
+    EXIT_LOCK_TIMEOUT,
+    EXIT_NO_ROOM,
+    EXIT_NOT_FOUND,
+    EXIT_OK,
+    EXIT_UNREACHABLE,
+    UsageError,
+    exit_code,
+    read_input,
+    warn,
 )
 
 # The command-line flag of each setting an error can be about (PlannerError.option).
@@ -64,12 +56,14 @@ FLAGS = {
     "fallback": "--fallback",
 }
 
-COMMANDS = {"relayout": relayout, "show": show, "hotplug": hotplug, "unplug": unplug}
+COMMANDS = {
+    "relayout": relayout,
+    "show": show,
+    "hotplug": hotplug,
+    "unplug": unplug,
+    "audit": audit,
+}
 __all__ = ["main", "exit_code", "UsageError", "read_input", "warn", "EXIT_CODES"]
-
-
-def exit_code(exc: PlannerError) -> int:
-    return next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
 
 
 def error_line(exc: PlannerError) -> str:

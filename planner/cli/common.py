@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..errors import PlannerError
+from ..errors import (
+    DomainNotFound,
+    LibvirtRefused,
+    LockTimeout,
+    NoRoomError,
+    PlannerError,
+    Unreachable,
+)
 from ..pci import parse_number
 
 
@@ -52,6 +59,30 @@ def policy_overrides(args) -> dict:
         spare_ports=args.spare_ports,
         acpi_index=args.acpi_index,
     )
+
+
+EXIT_OK = 0
+EXIT_CHECK_DIRTY = 1
+EXIT_INPUT = 2
+EXIT_NO_ROOM = 3
+EXIT_NOT_FOUND = 4
+EXIT_UNREACHABLE = 5
+EXIT_LIBVIRT = 6
+EXIT_LOCK_TIMEOUT = 75  # sysexits EX_TEMPFAIL: a temporary failure, retry later
+
+# The first class an error is an instance of decides (subclasses before their bases).
+EXIT_CODES: tuple[tuple[type[PlannerError], int], ...] = (
+    (LockTimeout, EXIT_LOCK_TIMEOUT),
+    (NoRoomError, EXIT_NO_ROOM),
+    (DomainNotFound, EXIT_NOT_FOUND),
+    (Unreachable, EXIT_UNREACHABLE),
+    (LibvirtRefused, EXIT_LIBVIRT),
+    (PlannerError, EXIT_INPUT),
+)
+
+
+def exit_code(exc: PlannerError) -> int:
+    return next(code for cls, code in EXIT_CODES if isinstance(exc, cls))
 
 
 class UsageError(PlannerError):

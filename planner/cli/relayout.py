@@ -9,9 +9,17 @@ from ..files import write_output
 from ..relayout import RelayoutResult, relayout
 from ..report import plan_json
 from ..xmldoc import Document
-from .common import UsageError, add_policy_args, policy_overrides, read_input, warn
+from .common import (
+    UsageError,
+    add_policy_args,
+    exit_code,
+    policy_overrides,
+    read_input,
+    warn,
+)
 
 EXIT_CHECK_DIRTY = 1
+EXIT_INTERNAL = 70  # a planner bug (EX_SOFTWARE), as the top-level guard reports it
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -29,12 +37,30 @@ def add_parser(sub) -> argparse.ArgumentParser:
     out.add_argument("--json", action="store_true", help="print the plan as JSON")
     r.add_argument("-c", "--connect", metavar="URI", help="libvirt URI (with --domain)")
     r.add_argument("--domain", metavar="NAME", help="relayout a defined domain's persistent XML")
-    r.add_argument("--define", action="store_true", help="with --domain: define the result")
+    r.add_argument(
+        "--define", action="store_true", help="with --domain or --all: define the result"
+    )
+    r.add_argument(
+        "--all",
+        action="store_true",
+        help="every persistent domain of the host not laid out yet (-c URI)",
+    )
+    r.add_argument("--dry-run", action="store_true", help="with --all: define nothing")
+    r.add_argument(
+        "--only", metavar="GLOB", help="with --all: only the domains whose name matches GLOB"
+    )
+    r.add_argument("--force", action="store_true", help="with --all: domains already laid out too")
     add_policy_args(r)
     return r
 
 
 def run(args) -> int:
+    if args.all:
+        return _run_all(args)
+    extra = (("--dry-run", args.dry_run), ("--force", args.force), ("--only", args.only))
+    for flag, given in extra:
+        if given:
+            raise UsageError(f"{flag} needs --all")
     if args.domain:
         return _run_domain(args)
     if args.define:
@@ -76,6 +102,46 @@ def _run_domain(args) -> int:
         else:
             print(f"planner: {line}", file=sys.stderr)
         return 0
+
+
+def _run_all(args) -> int:
+    """Every persistent domain of the host: one line per domain; exit status is the code
+    of the first domain that failed (0 if none did)."""
+    for flag, given in (
+        ("a file", args.file is not None),
+        ("--domain", args.domain),
+        ("-i", args.in_place),
+        ("-o", args.output is not None),
+        ("--diff", args.diff),
+        ("--check", args.check),
+    ):
+        if given:
+            raise UsageError(f"--all relayouts the host's domains: it does not go with {flag}")
+    from .. import virt
+    from ..fleet import relayout_all
+
+    define = args.define and not args.dry_run
+    with virt.connection(args.connect) as conn:
+        outcomes = relayout_all(
+            conn, define=define, force=args.force, only=args.only, **policy_overrides(args)
+        )
+    if args.json:
+        import json
+
+        print(json.dumps({"domains": [o.as_dict() for o in outcomes]}, indent=2))
+    else:
+        for o in outcomes:
+            print(o.summary())
+        counts: dict[str, int] = {}
+        for o in outcomes:
+            counts[o.status] = counts.get(o.status, 0) + 1
+        tally = ", ".join(f"{n} {status}" for status, n in counts.items())
+        dry = " (dry run: nothing defined)" if args.define and args.dry_run else ""
+        print(f"{len(outcomes)} domain(s): {tally or 'none'}{dry}")
+    failed = [o for o in outcomes if o.failed]
+    if not failed:
+        return 0
+    return exit_code(failed[0].error) if failed[0].error is not None else EXIT_INTERNAL
 
 
 def emit(

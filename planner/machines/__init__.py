@@ -49,9 +49,10 @@ class Machine(Protocol):
         """The typed layout record from the metadata's ``nics``/``others`` elements."""
 
     def fixed_address(
-        self, el: etree._Element, primary_video: etree._Element | None
+        self, el: etree._Element, primary_video: etree._Element | None, index: int | None = None
     ) -> PciAddress | None:
-        """Where the chipset (or libvirt's rules for it) pins this device, if anywhere."""
+        """Where the chipset (or libvirt's rules for it) pins this device, if anywhere;
+        ``index`` is a controller's index as libvirt gives it (written or not)."""
 
     def implicit_devices(self, devs: etree._Element, quote: str) -> list[tuple[str, str, str]]:
         """(kind, model, markup) of PCI devices libvirt adds on this chipset by itself."""

@@ -28,7 +28,7 @@ from lxml import etree
 from ..errors import ImpossibleError, NoRoomError
 from ..layout import LayoutRecord
 from ..names import path_name
-from ..pci import MAX_SLOT, PciAddress, parse_number
+from ..pci import MAX_SLOT, PciAddress, parse_index, parse_number
 from ..plan import NewController, Placement, Plan
 from ..policy import Policy
 from ..topology import Device, Role, Topology, occupied
@@ -103,21 +103,19 @@ def read_layout(policy: Policy, nics: etree._Element, others: etree._Element) ->
     )
 
 
-def fixed_address(el: etree._Element, primary_video) -> PciAddress | None:
+def fixed_address(el: etree._Element, primary_video, index: int | None = None) -> PciAddress | None:
     """The address libvirt's i440fx rules pin a device to, if any.
 
     PIIX3 sits in slot 1: IDE controller 0 at 1.1, the PIIX3 USB controller at 1.2.
     The primary video card goes to slot 2 (qemuDomainValidateDevicePCISlotsPIIX3).
     """
     if el.tag == "controller":
-        ctype, index = el.get("type"), el.get("index", "0")
-        if ctype == "ide" and parse_number(index, "index") == 0:
+        ctype = el.get("type")
+        if index is None:
+            index = parse_index(el.get("index", "0"))
+        if ctype == "ide" and index == 0:
             return PciAddress(0, 0, 1, 1)
-        if (
-            ctype == "usb"
-            and parse_number(index, "index") == 0
-            and el.get("model", "piix3-uhci") == "piix3-uhci"
-        ):
+        if ctype == "usb" and index == 0 and el.get("model", "piix3-uhci") == "piix3-uhci":
             return PciAddress(0, 0, 1, 2)
     if el is primary_video:
         return PciAddress(0, 0, 2, 0)
@@ -249,7 +247,7 @@ def plan(topo: Topology, policy: Policy) -> Plan:
             limit=lowest,
         )
     groups = _groups(topo)
-    nics, stay_behind, capacity, warnings = _nic_range(topo, policy, groups)
+    nics, stay_behind, nic_overflow, capacity, warnings = _nic_range(topo, policy, groups)
     layout = PcLayout(policy, nic_first=first, nic_capacity=capacity, other_first=first + capacity)
     placements: list[Placement] = []
 
@@ -267,20 +265,20 @@ def plan(topo: Topology, policy: Policy) -> Plan:
 
     root_slots = list(range(layout.other_first, MAX_SLOT + 1))
     new_controllers: list[NewController] = []
-    on_root, on_bridge, bridge_bus = groups, [], None
-    if len(groups) > len(root_slots):
-        on_root, on_bridge, bridge_bus, new = _overflow(topo, groups, root_slots, placements)
+    on_root, on_bridge = groups, []
+    nic_groups = [_Group([(d, 0)], (0, 0, d.order)) for d in nic_overflow]
+    if nic_groups or len(groups) > len(root_slots):
+        on_root, on_bridge, new = _overflow(topo, groups, root_slots, placements, nic_groups)
         new_controllers.extend(new)
+        buses = sorted({bus for _, bus, _ in on_bridge})
         warnings.append(
-            f"bus 0 is full: {len(on_bridge)} device(s) go behind the pci-bridge "
-            f"with index {bridge_bus}"
+            f"bus 0 is full: {len(on_bridge)} device slot(s) go behind the pci-bridge(s) "
+            f"with index {', '.join(map(str, buses))}"
         )
     for group, slot in zip(on_root, root_slots):
         placements.extend(_place_group(group, 0, slot))
-    if on_bridge:
-        free = _free_bridge_slots(bridge_bus, placements)
-        for group, slot in zip(on_bridge, free):
-            placements.extend(_place_group(group, bridge_bus, slot))
+    for group, bus, slot in on_bridge:
+        placements.extend(_place_group(group, bus, slot))
     order = {id(d): i for i, d in enumerate(topo.devices)}
     placements.sort(key=lambda p: order[id(p.device)])
     return Plan(
@@ -306,7 +304,7 @@ def _nic_range(topo: Topology, policy: Policy, groups: list[_Group]):
     fits = room - reserve
     wanted = max(policy.nic_slots, len(nics) + 1)
     if wanted <= fits:
-        return nics, [], wanted, []
+        return nics, [], [], wanted, []
     if len(nics) + 1 <= fits:
         raise ImpossibleError(
             f"--nic-slots {policy.nic_slots} from slot {first} does not fit: bus 0 has room for "
@@ -319,15 +317,26 @@ def _nic_range(topo: Topology, policy: Policy, groups: list[_Group]):
     if stay and len(nics) > fits:
         nics = [d for d in nics if not (d.address and d.address.bus != 0)]
         warnings.append(f"{len(stay)} NIC(s) do not fit on bus 0 and stay behind their bridges")
+    overflow: list[Device] = []
     if len(nics) > fits:
-        raise ImpossibleError(
-            f"{len(nics)} NICs do not fit on bus 0 from slot {first} "
-            f"next to {reserve} other device slot(s)"
+        # libvirt grows a pci-bridge for what bus 0 cannot hold (virDomainPCIAddressSetGrow):
+        # the NIC range takes what bus 0 has, the NICs after it go behind a bridge.
+        if not movable and not target:
+            fits -= 1  # the bridge's own slot, not reserved above
+        if fits < 1:
+            raise ImpossibleError(
+                f"{len(nics)} NICs do not fit on bus 0 from slot {first} "
+                f"next to {reserve} other device slot(s)"
+            )
+        nics, overflow = nics[:fits], nics[fits:]
+        warnings.append(
+            f"{len(overflow)} NIC(s) do not fit on bus 0 and go behind a pci-bridge "
+            f"(the NIC range holds {fits})"
         )
     capacity = min(fits, max(policy.nic_slots, len(nics) + 1))
     if capacity == len(nics):
         warnings.append("the NIC range is full: a hot-plugged NIC will not find a slot")
-    return nics, stay, capacity, warnings
+    return nics, stay, overflow, capacity, warnings
 
 
 def _place_nics(topo: Topology, nics: tuple[Device, ...], layout: PcLayout):
@@ -435,36 +444,63 @@ def _free_bridge_slots(bus: int, placements: list[Placement]) -> list[int]:
     return [s for s in BRIDGE_SLOTS if s not in used]
 
 
-def _overflow(topo: Topology, groups: list[_Group], root_slots: list[int], placements):
-    """Bus 0 is too small: the overflow goes behind a pci-bridge.
+def _overflow(
+    topo: Topology,
+    groups: list[_Group],
+    root_slots: list[int],
+    placements,
+    first: list[_Group],
+):
+    """Bus 0 is too small: the overflow goes behind pci-bridges, as libvirt grows them.
 
-    That is the last bridge already on bus 0, else a new pci-bridge in the last
-    slot used. PCI controllers and integrated devices stay on bus 0; the devices
-    behind the bridge keep their relative order.
+    libvirt adds a pci-bridge each time bus 0 (then the last bridge) is full
+    (virDomainPCIAddressSetGrow, virDomainPCIAddressBusSetModel: slots 1-31 of a bridge;
+    the new bridge goes first-fit, so behind the previous one once bus 0 is full).
+    planner fills the last bridge already on bus 0 first, then as few new pci-bridges
+    as it takes, pinned in the last slots of bus 0, or in the last slot of the bridge
+    before when bus 0 has none left. ``first`` (the NICs the NIC range cannot hold)
+    go behind a bridge before anything else; PCI controllers and integrated devices
+    stay on bus 0; the devices behind bridges keep their order.
+    Returns (groups on bus 0, [(group, bridge index, slot)], new controllers).
     """
     existing = _existing_bridge(topo)
     pinned = [g for g in groups if g.pinned_to_root]
-    movable = [g for g in groups if not g.pinned_to_root]
-    room = len(root_slots) - len(pinned) - (0 if existing is not None else 1)
-    bus = existing if existing is not None else max(topo.buses) + 1
-    free = len(_free_bridge_slots(bus, placements)) if existing is not None else len(BRIDGE_SLOTS)
-    if room < 0 or len(movable) - room > free:
-        first = root_slots[0] if root_slots else MAX_SLOT + 1
-        raise ImpossibleError(
-            f"{len(groups)} non-NIC PCI slots do not fit above the NIC range "
-            f"(slots {first}-{MAX_SLOT}) even with a pci-bridge"
-        )
-    stay = set(map(id, pinned)) | set(map(id, movable[:room]))
-    on_root = [g for g in groups if id(g) in stay]
-    on_bridge = [g for g in groups if id(g) not in stay]
-    new = []
-    if existing is None:
-        new.append(
-            NewController(
-                bus,
-                "pci-bridge",
-                PciAddress(0, 0, root_slots[len(on_root)], 0),
-                after_index=max(topo.buses),
+    others = [g for g in groups if not g.pinned_to_root]
+    free_existing = _free_bridge_slots(existing, placements) if existing is not None else []
+    room = len(root_slots) - len(pinned)  # bus 0 slots for new bridges and other devices
+    count = 0 if existing is not None else 1  # new bridges
+    while True:
+        chained = max(0, count - room)  # new bridges behind the bridge before them
+        on_root_others = max(0, room - count)
+        behind = len(first) + len(others) - min(on_root_others, len(others))
+        possible = room >= 0 and (room >= 1 or bool(free_existing)) and count <= MAX_SLOT
+        if not possible or (count and chained >= len(free_existing) + count * len(BRIDGE_SLOTS)):
+            first_slot = root_slots[0] if root_slots else MAX_SLOT + 1
+            raise ImpossibleError(
+                f"{len(groups) + len(first)} non-NIC PCI slots do not fit above the NIC range "
+                f"(slots {first_slot}-{MAX_SLOT}) even with pci-bridges"
             )
-        )
-    return on_root, on_bridge, bus, new
+        if behind <= len(free_existing) + count * len(BRIDGE_SLOTS) - chained:
+            break
+        count += 1
+    stay = set(map(id, pinned)) | set(map(id, others[:on_root_others]))
+    on_root = [g for g in groups if id(g) in stay]
+    moving = [*first, *(g for g in groups if id(g) not in stay)]
+    next_index = max(topo.buses) + 1
+    new = []
+    bridge_cells: dict[int, list[int]] = {}
+    if existing is not None:
+        bridge_cells[existing] = list(free_existing)
+    parent = existing
+    for i in range(count):
+        index = next_index + i
+        if i < room - on_root_others:
+            addr = PciAddress(0, 0, root_slots[len(on_root) + i], 0)
+        else:  # bus 0 is full: behind the bridge before, in its last free slot
+            addr = PciAddress(0, parent, bridge_cells[parent].pop(), 0)
+        new.append(NewController(index, "pci-bridge", addr, after_index=index - 1))
+        bridge_cells[index] = list(BRIDGE_SLOTS)
+        parent = index
+    cells = [(bus, slot) for bus, slots in bridge_cells.items() for slot in slots]
+    on_bridge = [(g, bus, slot) for g, (bus, slot) in zip(moving, cells)]
+    return on_root, on_bridge, new

@@ -36,7 +36,7 @@ from .. import devices
 from ..errors import ImpossibleError, NoRoomError
 from ..layout import LayoutRecord, ints
 from ..names import path_name
-from ..pci import MAX_SLOT, PciAddress, parse_number
+from ..pci import MAX_SLOT, PciAddress, parse_index
 from ..plan import NewController, Placement, Plan
 from ..policy import Policy
 from ..topology import Device, Role, Topology, occupied
@@ -53,6 +53,9 @@ _TYPES = re.compile(r"^(q35|pc-q35-.*)$")
 ROOT_PORT = "pcie-root-port"
 FIRST_PORT_SLOT = 2  # slot 1 is the primary video's
 USB2_SLOT, USB2_SLOT_2 = 0x1D, 0x1A  # ICH9 USB2 controllers 0: 1d, or 1a if 1d is held
+# qemuDomainValidateDevicePCISlotsQ35: the first dmi-to-pci-bridge without an address
+# goes to 00:1e.0 if that slot is free (measured: a second one, first-fit).
+DMI_SLOT = 0x1E
 
 
 def matches(machine_type: str) -> bool:
@@ -110,14 +113,16 @@ def read_layout(policy: Policy, nics: etree._Element, others: etree._Element) ->
     )
 
 
-def fixed_address(el: etree._Element, primary_video) -> PciAddress | None:
+def fixed_address(el: etree._Element, primary_video, index: int | None = None) -> PciAddress | None:
     """Integrated devices libvirt pins on pcie-root (qemuDomainValidateDevicePCISlotsQ35).
 
     The ICH9 SATA controller 0 at 1f.2, the primary video at 01.0, the ICH9 USB2
     controllers 0 at 1d, an ICH9 sound card at 1b.0.
     """
     if el.tag == "controller":
-        ctype, index = el.get("type"), parse_number(el.get("index", "0"), "index")
+        ctype = el.get("type")
+        if index is None:
+            index = parse_index(el.get("index", "0"))
         if ctype == "sata" and index == 0:
             return PciAddress(0, 0, 0x1F, 2)
         model = el.get("model", "")
@@ -205,10 +210,14 @@ def choose(topos: list[Topology], layout: Q35Layout, kind: str, policy: str) -> 
 
 
 def plan(topo: Topology, policy: Policy) -> Plan:
+    # Root ports on pcie-root that are PCI devices: one with a non-PCI address (libvirt
+    # keeps <address type='isa'/>) is no device of the plan and is left alone.
     ports = {
-        i
-        for i, b in topo.buses.items()
-        if b.model == ROOT_PORT and (b.parent is None or b.parent.bus == 0)
+        d.provides_bus
+        for d in topo.devices
+        if d.provides_bus is not None
+        and topo.buses[d.provides_bus].model == ROOT_PORT
+        and (d.address is None or d.address.bus == 0)
     }
     port_dev = {d.provides_bus: d for d in topo.devices if d.provides_bus in ports}
     on_bus: dict[int, list[Device]] = defaultdict(list)
@@ -268,8 +277,11 @@ def plan(topo: Topology, policy: Policy) -> Plan:
         ),
         key=lambda d: (d.rank, d.order),
     )
-    integrated = [d for d in loose if d.integrated]
-    loose = [d for d in loose if not d.integrated]
+    integrated = [d for d in loose if d.integrated or _root_only(topo, d)]
+    loose = [d for d in loose if d not in integrated]
+    for d, addr in _behind_controllers(topo, [d for d in loose if _plugs_behind(topo, d)]):
+        placements[id(d)] = Placement(d, addr)
+    loose = [d for d in loose if id(d) not in placements]
     empty = sorted(
         (i for i in ports if i not in kept and not content(i)), key=lambda i: _port_key(topo, i)
     )
@@ -326,9 +338,10 @@ def plan(topo: Topology, policy: Policy) -> Plan:
         if id(d) not in placements and d.address is not None and _behind_bridge(d, ports):
             placements[id(d)] = Placement(d, d.address)
     used_now = {p.address.slot for p in placements.values() if p.address.bus == 0}
-    used_now |= {slot for slot, _ in slots}
-    for d in integrated:
-        free = next((s for s in range(MAX_SLOT, 0, -1) if s not in used_now), None)
+    used_now |= {slot for slot, _ in slots} | {a.slot for a in reserved}
+    for d in integrated:  # first-fit on pcie-root, as libvirt (a virtio-iommu at 01.0)
+        prefer = [DMI_SLOT] if d.provides_bus is not None else []
+        free = next((s for s in [*prefer, *range(1, MAX_SLOT + 1)] if s not in used_now), None)
         if free is None:
             raise ImpossibleError(f"no slot on pcie-root left for the integrated {d.label}")
         used_now.add(free)
@@ -350,6 +363,47 @@ def plan(topo: Topology, policy: Policy) -> Plan:
     ordered = sorted(placements.values(), key=lambda p: order[id(p.device)])
     new_controllers.sort(key=lambda c: c.index)
     return Plan(topo, policy, layout, tuple(ordered), tuple(new_controllers))
+
+
+def _root_only(topo: Topology, d: Device) -> bool:
+    """A PCI controller only pcie-root takes (a dmi-to-pci-bridge; root ports aside):
+    it goes on pcie-root itself, not behind a root port of its own."""
+    if d.provides_bus is None or topo.buses[d.provides_bus].model == ROOT_PORT:
+        return False
+    model = topo.buses[d.provides_bus].model
+    takers = {m for m, (accepts, _) in devices.BUS_ACCEPTS.items() if model in accepts}
+    return bool(takers) and takers <= {"pcie-root", "pcie-expander-bus"}
+
+
+def _plugs_behind(topo: Topology, d: Device) -> bool:
+    """A PCI controller no root port and not pcie-root accepts (a pci-bridge, a switch's
+    downstream port): libvirt plugs it into another controller's bus."""
+    if d.provides_bus is None:
+        return False
+    model = topo.buses[d.provides_bus].model
+    takers = {m for m, (accepts, _) in devices.BUS_ACCEPTS.items() if model in accepts}
+    return bool(takers) and not takers & {"pcie-root", ROOT_PORT}
+
+
+def _behind_controllers(topo: Topology, loose: list[Device]) -> list[tuple[Device, PciAddress]]:
+    """Addresses for controllers that plug behind another controller, first-fit as
+    libvirt assigns them (qemuDomainAssignDevicePCISlots: PCI controllers by index, the
+    lowest bus whose model accepts theirs, virDomainPCIAddressFlagsCompatible, then its
+    lowest free slot, virDomainPCIAddressBusSetModel's slot range)."""
+    taken = {(d.address.bus, d.address.slot) for d in topo.devices if d.address}
+    out = []
+    for d in sorted(loose, key=lambda d: d.provides_bus):
+        model = topo.buses[d.provides_bus].model
+        for index, bus in sorted(topo.buses.items()):
+            accepts, slots = devices.BUS_ACCEPTS.get(bus.model, (frozenset(), range(0)))
+            if index == d.provides_bus or model not in accepts:
+                continue
+            slot = next((s for s in slots if (index, s) not in taken), None)
+            if slot is not None:
+                taken.add((index, slot))
+                out.append((d, PciAddress(0, index, slot, 0)))
+                break
+    return out
 
 
 def _stays(d: Device, ports: set[int]) -> bool:

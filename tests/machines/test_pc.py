@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from domains import (
     SAMPLES,
@@ -471,9 +473,18 @@ def test_pci_address_values_out_of_range_are_refused(attrs, message):
         relayout(pc_domain(bad))
 
 
-def test_an_address_on_a_bus_no_controller_provides_is_refused():
-    with pytest.raises(InputError, match="no PCI controller has index 2"):
-        relayout(pc_domain(disk("vda", 1, bus=2)))
+def test_an_address_on_a_bus_no_controller_provides_gets_the_bridges_libvirt_adds():
+    """libvirt adds pci-bridges 1 and 2 for a disk on bus 2 (issue 11, class 8): planner
+    writes them out, placed above the NIC range, and leaves the disk where it is."""
+    out = relayout(pc_domain(disk("vda", 1, bus=2))).xml
+    bridges = re.findall(
+        r"<controller type='pci' index='(\d)' model='pci-bridge'>\s*"
+        r"<address type='pci' domain='0x0000' bus='0x00' slot='(0x..)'",
+        out,
+    )
+    assert [i for i, _ in bridges] == ["1", "2"]
+    assert all(int(slot, 16) >= 11 for _, slot in bridges)
+    assert "bus='0x02' slot='0x01'" in out
 
 
 def test_a_nic_range_that_does_not_fit_on_bus_0_is_refused():
@@ -520,10 +531,80 @@ def test_a_slot_written_with_a_leading_zero_is_octal_as_libvirt_reads_it():
     assert parse_number("10", "slot") == 10
 
 
-@pytest.mark.parametrize("text", ["0x-1", "0x 1", "0x_1", "1_0", "+1", "0x", "09", ""])
+@pytest.mark.parametrize(
+    "text", ["0x-1", "0x 1", "0x_1", "1_0", "0x", "09", "", "0x0x5", "0o5", " 5 ", "5 ", "-0"]
+)
 def test_numbers_libvirt_would_not_read_are_refused(text):
     from planner.errors import InputError
     from planner.pci import parse_number
 
     with pytest.raises(InputError):
         parse_number(text, "slot")
+
+
+@pytest.mark.parametrize("text", ["+1", " 1", "\t1"])
+def test_a_sign_or_leading_space_is_read_as_libvirts_strtoul_reads_it(text):
+    """libvirt 9.0 defines slot='+5' and slot=' 5' as slot 5 (strtoul skips leading space
+    and takes a '+'; measured with virsh define): planner must not refuse them."""
+    from planner.pci import parse_index, parse_number
+
+    assert parse_number(text, "slot") == 1
+    assert parse_index(text) == 1
+
+
+def test_a_controller_index_is_decimal_as_libvirt_reads_it():
+    """virDomainControllerDefParseXML reads index base 10: '010' is 10, '0x3' is refused."""
+    from planner.errors import InputError
+    from planner.pci import parse_index
+
+    assert parse_index("010") == 10
+    with pytest.raises(InputError, match="index '0x3'"):
+        parse_index("0x3")
+
+
+def test_32_nics_fill_the_nic_range_and_the_rest_go_behind_a_bridge_with_a_warning():
+    """libvirt places 32 NICs by adding a pci-bridge (issue 11, class 8): planner gives the
+    NIC range all of bus 0 it can, pins the bridge in slot 31 and says so."""
+    result = relayout(pc_domain(*[nic() for _ in range(32)]))
+    slots = nic_slots(result.xml)
+    assert slots[:28] == [(0, s, 0) for s in range(3, 31)]
+    assert slots[28:] == [(1, s, 0) for s in range(1, 5)]
+    assert "<controller type='pci' index='1' model='pci-bridge'>" in result.xml
+    assert any("4 NIC(s) do not fit on bus 0" in w for w in result.plan.warnings)
+    again = relayout(result.xml)
+    assert not again.changed, "a second relayout moves nothing"
+
+
+def test_105_other_devices_grow_as_many_bridges_as_libvirt_would():
+    rng = "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"
+    result = relayout(pc_domain(nic(), *[rng] * 105))
+    bridges = re.findall(r"index='(\d+)' model='pci-bridge'", result.xml)
+    assert bridges == ["1", "2", "3"]
+    assert nic_slots(result.xml) == [(0, 3, 0)]
+    assert not relayout(result.xml).changed
+
+
+def test_a_controller_index_with_a_leading_zero_does_not_break_adding_a_bridge():
+    """Issue 11, class 10: with --nic-slots 26 on a crowded domain the new pci-bridge is
+    inserted after the controllers by index, and index='01' (decimal 1 for libvirt) was
+    read with int(.., 0): a ValueError traceback."""
+    rng = "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"
+    bridge = device("controller", "type='pci' index='01' model='pci-bridge'", slot=0x1F)
+    behind = [device("rng", "model='virtio'", slot=s, bus=1) for s in range(1, 32)]
+    result = relayout(pc_domain(nic(), bridge, *behind, *[rng] * 10), nic_slots=26)
+    assert "<controller type='pci' index='2' model='pci-bridge'>" in result.xml
+    assert not relayout(result.xml).changed
+
+
+def test_when_bus_0_has_no_slot_left_for_a_second_bridge_it_goes_behind_the_first():
+    """29 NICs and 30 other devices (with a video): bus 0 holds the NIC range and one
+    bridge; libvirt then plugs the next bridge into the last one (first-fit)."""
+    rng = "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"
+    video = "<video><model type='vga'/></video>"
+    result = relayout(pc_domain(video, *[nic() for _ in range(29)], *[rng] * 30))
+    assert re.search(
+        r"index='2' model='pci-bridge'>\s*<address type='pci' domain='0x0000' bus='0x01' "
+        r"slot='0x1f'",
+        result.xml,
+    )
+    assert not relayout(result.xml).changed
