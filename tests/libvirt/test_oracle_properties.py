@@ -9,10 +9,9 @@ below keeps it rare) before ``assume`` drops it. Half the examples are relaid ou
 libvirt dumps them (every address assigned), as a domain that was defined before is.
 
 The number of examples comes from the hypothesis profile (tests/conftest.py): 500 under
-CI, 50 locally. While issue 11's classes listed in ``strategies.KNOWN_CLASSES`` are open
-(fixed on branch ``fidelity``), a domain whose form triggers one of them is judged only as
-libvirt dumps it, which planner already handles; ``tests/oracle_counts.py`` shows what the
-domains as written still get wrong, class by class.
+CI, 50 locally. While a class of issue 11 is listed in ``strategies.KNOWN_CLASSES`` (none
+is now), a domain whose form triggers it is judged only as libvirt dumps it;
+``tests/oracle_counts.py`` shows what the domains as written get wrong, class by class.
 """
 
 from __future__ import annotations
