@@ -6,7 +6,7 @@ from lxml import etree
 
 from . import layout as layout_md
 from ._version import __version__
-from .pci import PciAddress
+from .pci import PciAddress, parse_number
 from .plan import Placement, Plan
 from .xmldoc import Document, Editor
 
@@ -111,7 +111,7 @@ def _insert_device(ed: Editor, devices_el, markup: str, kind: str | None, after_
         anchor = None
         for c in ctrls:
             if after_index is None or (
-                c.get("type") == "pci" and int(c.get("index", "0"), 0) <= after_index
+                c.get("type") == "pci" and parse_number(c.get("index", "0"), "index") <= after_index
             ):
                 anchor = c
         if after_index is not None and anchor is None and ctrls:

@@ -12,6 +12,11 @@ from .errors import InputError
 
 MAX_SLOT = 0x1F
 MAX_FUNCTION = 7
+MAX_BUS = 0xFF  # libvirt: "PCI controller index %d too high, maximum is 255"
+
+
+_HEX = frozenset("0123456789abcdefABCDEF")
+_DEC = frozenset("0123456789")
 
 
 def parse_number(text: str, what: str) -> int:
@@ -25,7 +30,9 @@ def parse_number(text: str, what: str) -> int:
         raise InputError(f"{what} {text!r} is negative")
     hexa = s[:2] in ("0x", "0X")
     digits = s[2:] if hexa else s
-    if digits.isascii() and digits.isalnum():  # no sign, space or '_' that int() allows
+    # Only the digits strtoul takes: no sign, space, '_', or second prefix ('0x0x5',
+    # '0o5') that Python's int() would accept.
+    if digits and all(c in (_HEX if hexa else _DEC) for c in digits):
         try:
             if hexa:
                 return int(digits, 16)

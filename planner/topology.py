@@ -14,7 +14,7 @@ from lxml import etree
 
 from . import devices, layout
 from .errors import InputError
-from .pci import MAX_FUNCTION, MAX_SLOT, PciAddress, parse_number
+from .pci import MAX_BUS, MAX_FUNCTION, MAX_SLOT, PciAddress, parse_number
 from .xmldoc import Document, dominant_quote
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -138,6 +138,11 @@ def primary_video(devs: etree._Element) -> etree._Element | None:
     return videos[0] if videos else None
 
 
+# The highest drive controller number planner accepts: libvirt adds controllers
+# 0..N for it, each a PCI device; more than 256 of them can never be placed.
+MAX_DRIVE_CONTROLLER = MAX_BUS
+
+
 def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[str, str, str]]:
     """Devices libvirt adds by itself at define time, which would then take a free slot.
 
@@ -147,10 +152,16 @@ def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[
     """
     q = quote
     out: list[tuple[str, str, str]] = []
-    have = {
-        (c.get("type"), parse_number(c.get("index", "0"), "index"))
-        for c in devs.findall("controller")
-    }
+    have: set[tuple[str | None, int]] = set()
+    for c in devs.findall("controller"):
+        key = (c.get("type"), parse_number(c.get("index", "0"), "index"))
+        explicit = c.get("index") is not None  # libvirt numbers the others itself
+        if key in have and explicit and key[0] not in ("usb", "pci"):  # USB companions share
+            raise InputError(
+                f"two <controller type='{key[0]}'> have index {key[1]} (libvirt refuses that)",
+                element="controller",
+            )
+        have.add(key)
 
     def need(ctype: str, index: int, model: str) -> None:
         if (ctype, index) not in have:
@@ -165,11 +176,26 @@ def _implicit(devs: etree._Element, machine: Machine, quote: str) -> list[tuple[
             )
 
     def drive_controller(el: etree._Element, per: int) -> int:
+        """The number of the controller a disk or SCSI hostdev sits on. libvirt adds
+        every controller from 0 up to it, each a PCI device of its own: a number above
+        the PCI controller limit could never be laid out, and is refused before the
+        loop below would count up to it."""
         addr = el.find("address")
         if addr is not None and addr.get("type") == "drive":
-            return parse_number(addr.get("controller", "0"), "controller")
-        # libvirt fills a SATA controller with 6 disks, a SCSI one with 7
-        return max(devices.disk_index(el), 0) // per if el.tag == "disk" else 0
+            number = parse_number(addr.get("controller", "0"), "controller")
+            why = f"drive address controller={addr.get('controller')!r}"
+        else:
+            # libvirt fills a SATA controller with 6 disks, a SCSI one with 7
+            number = max(devices.disk_index(el), 0) // per if el.tag == "disk" else 0
+            why = f"target {devices.disk_target(el)!r}"
+        if number > MAX_DRIVE_CONTROLLER:
+            raise InputError(
+                f"<{el.tag}> {why} needs {number + 1} implied controllers, each a PCI "
+                f"device: more than the {MAX_DRIVE_CONTROLLER + 1} a domain can have",
+                element=el.tag,
+                limit=MAX_DRIVE_CONTROLLER,
+            )
+        return number
 
     # In libvirt's order (virDomainDefAddImplicitControllers): the SCSI controllers of
     # disks and SCSI hostdevs, then the SATA controllers of disks, each type numbered
@@ -206,18 +232,32 @@ def _pci_indexes(devs: etree._Element) -> dict[int, int]:
     """
     ctrls = [c for c in devs.findall("controller") if c.get("type") == "pci"]
     out: dict[int, int] = {}
+    taken: set[int] = set()
     for c in ctrls:
         if c.get("index") is not None:
             idx = parse_number(c.get("index"), "controller index")
-            if idx in out.values():
+            if idx > MAX_BUS:
+                raise InputError(
+                    f"PCI controller index {idx} is too high: libvirt's maximum is {MAX_BUS}",
+                    element="controller",
+                    limit=MAX_BUS,
+                )
+            if idx in taken:
                 raise InputError(f"two PCI controllers have index {idx}")
             out[id(c)] = idx
-    taken = set(out.values())
+            taken.add(idx)
     for c in ctrls:
         if id(c) not in out:
             idx = 0 if c.get("model") in ("pci-root", "pcie-root") else 1
             while idx in taken:
                 idx += 1
+            if idx > MAX_BUS:
+                raise InputError(
+                    f"more than {MAX_BUS + 1} PCI controllers: libvirt's maximum index is "
+                    f"{MAX_BUS}",
+                    element="controller",
+                    limit=MAX_BUS,
+                )
             taken.add(idx)
             out[id(c)] = idx
     return out

@@ -28,6 +28,10 @@ from pathlib import Path
 from lxml import etree
 
 ROOT = Path(__file__).resolve().parent.parent
+# The worker runs as a script, with tests/ first on sys.path: put the tree it belongs
+# to before any installed planner, so it fuzzes this checkout's code.
+if str(ROOT) not in sys.path[:1]:
+    sys.path.insert(0, str(ROOT))
 SECONDS = 2.0  # per input, for relayout + relayout of the output + show
 MEGABYTES = 200  # address space an input may add to the worker
 

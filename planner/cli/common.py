@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from ..errors import PlannerError
+from ..errors import InputError, PlannerError
 from ..pci import parse_number
+from ..xmldoc import MAX_INPUT, check_size
 
 
 def _slot_count(text: str) -> int:
@@ -62,11 +62,29 @@ def warn(message: str) -> None:
     print(f"planner: warning: {message}", file=sys.stderr)
 
 
-def read_input(path: str) -> bytes:
-    """A file's bytes, or stdin's for ``-``."""
-    if path == "-":
-        return sys.stdin.buffer.read()
+def read_input(path: str, what: str = "domain XML") -> bytes:
+    """A file's bytes, or stdin's for ``-``: at most one byte more than the input limit
+    (:data:`planner.xmldoc.MAX_INPUT`), so that ``/dev/zero`` or a huge file is refused
+    without being read into memory."""
+    limit = MAX_INPUT + 1
     try:
-        return Path(path).read_bytes()
+        if path == "-":
+            data = _read_at_most(sys.stdin.buffer, limit)
+        else:
+            with open(path, "rb") as fh:
+                data = _read_at_most(fh, limit)
     except OSError as exc:
-        raise PlannerError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    check_size(len(data), f"{what} {'on stdin' if path == '-' else path}")
+    return data
+
+
+def _read_at_most(fh, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size < limit:
+        chunk = fh.read(min(limit - size, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-from .common import UsageError, warn
+from .common import UsageError, read_input, warn
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -49,18 +47,13 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return h
 
 
-def _device_xml(args) -> str:
+def _device_xml(args) -> str | bytes:
     from ..attach import render_nic
 
     if args.device:
         if args.network or args.bridge or args.user or args.template or args.mac:
             raise UsageError("give a device file or NIC options, not both")
-        try:
-            if args.device == "-":
-                return sys.stdin.read()
-            return Path(args.device).read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read {args.device}: {exc}") from None
+        return read_input(args.device, "device XML")
     if args.network:
         return render_nic("network", args.network, args.model, args.mac, args.template)
     if args.bridge:
