@@ -458,9 +458,10 @@ def _detach(domain, f: Found, flag: int, what: str) -> None:
             return
         domain.detachDeviceFlags(f.xml(), flag)
     except libvirt.libvirtError as exc:
-        raise LibvirtRefused(
+        raise virt.refused(
+            exc,
             f"libvirt refused to detach {_describe(f)} from the {what} definition: "
-            f"{virt.message(exc)}"
+            f"{virt.message(exc)}",
         ) from None
 
 

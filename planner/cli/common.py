@@ -58,6 +58,18 @@ class UsageError(PlannerError):
     """A combination of options the command line refuses (exit 2)."""
 
 
+def write_stdout(text: str) -> None:
+    """Output (XML, tables) as UTF-8 bytes, whatever PYTHONIOENCODING or the locale say:
+    domain XML is UTF-8, and an ASCII stdout must not turn a name into a traceback."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream (a caller's StringIO)
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8"))
+    buffer.flush()
+
+
 def warn(message: str) -> None:
     print(f"planner: warning: {message}", file=sys.stderr)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import UsageError, read_input, warn
+from .common import UsageError, read_input, warn, write_stdout
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -86,7 +86,7 @@ def run(args) -> int:
             out["xml"] = result.xml
         print(json.dumps(out, indent=2))
     elif args.dry_run:
-        print(result.xml)
+        write_stdout(result.xml + "\n")
     else:
-        print(result.summary())
+        write_stdout(result.summary() + "\n")
     return 0

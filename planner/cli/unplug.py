@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import write_stdout
+
 EXIT_PENDING = 1  # detached, but the guest has not released the device yet
 
 
@@ -76,5 +78,5 @@ def run(args) -> int:
 
         print(json.dumps(result.as_dict(), indent=2))
     else:
-        print(result.summary())
+        write_stdout(result.summary() + "\n")
     return 0 if result.removed else EXIT_PENDING
