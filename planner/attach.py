@@ -137,6 +137,7 @@ def hotplug(
     config: bool = False,
     dry_run: bool = False,
     fallback: bool = False,
+    lock_timeout: float = lock.DEFAULT_TIMEOUT,
 ) -> HotplugResult:
     """Attach a device to a domain (a virDomain, or a name/UUID with ``conn`` or a URI).
 
@@ -148,7 +149,14 @@ def hotplug(
     the same policy (see :mod:`planner.acpi`), and the guest names it ``eno<N>``.
     A connection opened here (``conn`` None or a URI) is closed before returning.
     """
-    options = dict(policy=policy, live=live, config=config, dry_run=dry_run, fallback=fallback)
+    options = dict(
+        policy=policy,
+        live=live,
+        config=config,
+        dry_run=dry_run,
+        fallback=fallback,
+        lock_timeout=lock_timeout,
+    )
     if isinstance(domain, str):
         if conn is None or isinstance(conn, str):
             with virt.connection(conn) as opened:
@@ -157,7 +165,9 @@ def hotplug(
     return _hotplug(domain, device_xml, **options)
 
 
-def _hotplug(domain, device_xml, *, policy, live, config, dry_run, fallback) -> HotplugResult:
+def _hotplug(
+    domain, device_xml, *, policy, live, config, dry_run, fallback, lock_timeout
+) -> HotplugResult:
     # Unreadable device XML is refused even with fallback: libvirt could not read it
     # either, and planner never passes on what its hardened parser refused.
     original = parse_element(device_xml)
@@ -168,7 +178,7 @@ def _hotplug(domain, device_xml, *, policy, live, config, dry_run, fallback) -> 
         )
     requested, _ = pci_address(original)
     flags = virt.attach_flags(domain, live, config)
-    with lock.domain_lock(domain.UUIDString()):
+    with lock.domain_lock(domain.UUIDString(), lock_timeout):
         for attempt in range(RETRIES):
             el = copy.deepcopy(original)  # each attempt edits the device as it was given
             xmls = virt.domain_xmls(domain)

@@ -44,6 +44,33 @@ def add_policy_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+MAX_LOCK_TIMEOUT = 3600.0  # seconds: an hour is already far past any hot-plug
+
+
+def lock_seconds(text: str) -> float:
+    """``--lock-timeout``: a finite number of seconds, 0 (one try) to an hour."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= MAX_LOCK_TIMEOUT:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the lock timeout must be between 0 and {MAX_LOCK_TIMEOUT:g} seconds"
+        )
+    return value
+
+
+def add_lock_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lock-timeout",
+        type=lock_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="wait at most this long for another planner's hot-plug/unplug of the domain "
+        "(default 30; 0: one try); then exit 75",
+    )
+
+
 def policy_overrides(args) -> dict:
     """The Policy fields given on the command line (None: not given)."""
     return dict(

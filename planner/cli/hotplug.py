@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import UsageError, read_input, warn, write_stdout
+from .common import UsageError, add_lock_timeout, read_input, warn, write_stdout
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -44,6 +44,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="if planner cannot place the device, let libvirt choose (with a warning)",
     )
+    add_lock_timeout(h)
     return h
 
 
@@ -75,6 +76,7 @@ def run(args) -> int:
         config=args.config,
         dry_run=args.dry_run,
         fallback=args.fallback,
+        lock_timeout=args.lock_timeout,
     )
     for w in result.warnings:
         warn(w)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import write_stdout
+from .common import add_lock_timeout, write_stdout
 
 EXIT_PENDING = 1  # detached, but the guest has not released the device yet
 
@@ -59,6 +59,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="seconds to wait for the guest to release the device (default 30)",
     )
     u.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_lock_timeout(u)
     return u
 
 
@@ -72,6 +73,7 @@ def run(args) -> int:
         live=args.live,
         config=args.config,
         timeout=args.timeout,
+        lock_timeout=args.lock_timeout,
     )
     if args.json:
         import json

@@ -162,3 +162,49 @@ def test_xml_goes_out_as_utf8_whatever_pythonioencoding_says(tmp_path):
         cwd=ROOT,
     )
     assert proc.returncode == 2 and proc.stderr.count(b"\n") == 1, proc.stderr
+
+
+# --- --lock-timeout (issue 12) ----------------------------------------------------------
+
+
+class _LockedDomain:
+    def UUIDString(self):  # noqa: N802 - libvirt's names
+        return "00000000-0000-0000-0000-00000000107c"
+
+
+def test_hotplug_waits_lock_timeout_then_exits_75(monkeypatch, tmp_path):
+    import contextlib
+
+    from planner import virt
+    from planner.lock import domain_lock
+
+    lock_dir = tmp_path / "locks"
+    monkeypatch.setenv("PLANNER_LOCK_DIR", str(lock_dir))
+    monkeypatch.setattr(virt, "connection", lambda uri: contextlib.nullcontext(object()))
+    monkeypatch.setattr(virt, "lookup", lambda conn, name: _LockedDomain())
+    monkeypatch.setattr(virt, "attach_flags", lambda dom, live, config: 0)
+    with domain_lock(_LockedDomain().UUIDString()):  # held by "another" planner
+        line = one_line(run_main("hotplug", "web1", "--user", "--lock-timeout", "0.3"), 75)
+    assert "timed out after 0.3 s" in line and "--lock-timeout" in line
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "1e9", "soon"])
+@pytest.mark.parametrize("command", ["hotplug", "unplug"])
+def test_lock_timeout_is_bounded_and_validated(command, value):
+    extra = ["--user"] if command == "hotplug" else ["ens4"]
+    line = one_line(run_main(command, "web1", *extra, "--lock-timeout", value), 2)
+    assert "--lock-timeout" in line
+
+
+def test_unplug_passes_its_lock_timeout_to_the_lock(monkeypatch):
+    from planner import detach
+
+    seen = {}
+
+    def unplug(domain, match, **kwargs):
+        seen.update(kwargs)
+        raise detach.InputError("stop here")
+
+    monkeypatch.setattr(detach, "unplug", unplug)
+    one_line(run_main("unplug", "web1", "ens4", "--lock-timeout", "2.5"), 2)
+    assert seen["lock_timeout"] == 2.5
