@@ -103,8 +103,10 @@ class Topology:
 def pci_address(el: etree._Element) -> tuple[PciAddress | None, bool]:
     """A device's own PCI address and multifunction flag; None if libvirt is to assign one."""
     addr = el.find("address")
-    if addr is None or addr.get("type") != "pci" or addr.get("slot") is None:
-        return None, False  # no address, or <address type='pci'/>: libvirt assigns one
+    if addr is None or addr.get("type") != "pci":
+        return None, False
+    if addr.get("slot") is None:  # <address type='pci'/>: libvirt assigns one, keeping
+        return None, addr.get("multifunction") == "on"  # multifunction='on' if written
     try:
         a = PciAddress(
             parse_number(addr.get("domain", "0"), "PCI domain"),

@@ -201,3 +201,13 @@ def test_a_pci_root_with_an_address_does_not_recurse():
     )
     with contextlib.suppress(PlannerError):  # a one-line refusal is fine; a recursion is not
         show(pc_domain(root, nic()))
+
+
+def test_multifunction_on_an_address_libvirt_assigns_is_settled_in_one_pass():
+    """``<address type='pci' multifunction='on'/>`` (no slot): the first relayout already
+    writes what the second would (found by the fuzz: not idempotent)."""
+    alone = nic().replace(
+        "</interface>", "  <address type='pci' multifunction='on'/>\n</interface>"
+    )
+    first = relayout(pc_domain(alone))
+    assert not relayout(first.xml).changed
