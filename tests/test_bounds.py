@@ -90,10 +90,30 @@ def test_a_disk_name_implying_too_many_controllers_is_refused(command):
     refused(planner(command, "-", stdin=pc_domain(scsi_disk("sdzzzz")).encode()), "sdzzzz")
 
 
+def in_child(code: str) -> subprocess.CompletedProcess:
+    """Python code run in a child under the address-space limit, so that a regression
+    (a loop over billions, a list of gigabytes) fails the test instead of hanging it."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests") + os.pathsep + str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        preexec_fn=_limit,
+        timeout=120,  # a guard against a hang, not a timing
+        cwd=ROOT,
+        env=env,
+    )
+
+
 def test_a_disk_name_libvirt_cannot_number_implies_no_controllers():
     # sdzzzzzzz overflows libvirt's int: virDiskNameParse gives no index, as for 'sd-x'
-    out = relayout(pc_domain(scsi_disk("sdzzzzzzz"))).xml
-    assert out.count("<controller type='scsi'") == 1
+    proc = in_child(
+        "from domains import pc_domain\n"
+        "from test_bounds import scsi_disk\n"
+        "from planner import relayout\n"
+        "print(relayout(pc_domain(scsi_disk('sdzzzzzzz'))).xml.count(\"<controller type='scsi'\"))"
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "1", proc.stderr[-2000:]
 
 
 @pytest.mark.parametrize(
@@ -133,13 +153,23 @@ def test_pc_metadata_with_a_huge_nic_range_is_refused(command):
 
 
 def test_hotplug_refuses_a_huge_recorded_nic_range_before_choosing():
-    from planner.hotplug import choose
-    from planner.machines import read_topology
-    from planner.xmldoc import Document
-
-    xml = pc_domain(nic(3), metadata=PC_META.format(first="0x03", slots="99999999999"))
-    with pytest.raises(InputError, match="slots"):
-        choose([read_topology(Document.parse(xml))], "interface")
+    # before the bounds, the choice walked the 99999999999 slots of the range: for hours
+    proc = in_child(
+        "from domains import nic, pc_domain\n"
+        "from test_bounds import PC_META\n"
+        "from planner.errors import InputError\n"
+        "from planner.hotplug import choose\n"
+        "from planner.machines import read_topology\n"
+        "from planner.xmldoc import Document\n"
+        "xml = pc_domain(nic(3), metadata=PC_META.format(first='0x03', slots='99999999999'))\n"
+        "try:\n"
+        "    choose([read_topology(Document.parse(xml))], 'interface')\n"
+        "except InputError as exc:\n"
+        "    print('refused:', exc)\n"
+    )
+    assert proc.returncode == 0 and "refused:" in proc.stdout and "slots" in proc.stdout, (
+        proc.stdout + proc.stderr[-2000:]
+    )
 
 
 def test_recorded_nic_range_at_slot_0_is_refused():
