@@ -8,6 +8,7 @@ edited (address, ACPI index) and serialised once. libvirt is reached only throug
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -109,11 +110,21 @@ def _placed_at(domain_xml: str, kind: str, mac: str | None) -> PciAddress | None
     """Where libvirt put the device of this kind with this MAC, if it has one."""
     if not mac:
         return None
-    for el in Document.parse(domain_xml).root.iterfind(f"devices/{kind}"):
-        found = el.find("mac")
+    devs = Document.parse(domain_xml).root.find("devices")
+    for el in devs if devs is not None else ():
+        if not isinstance(el.tag, str) or etree.QName(el).localname != kind:
+            continue
+        found = _child(el, "mac")
         if found is not None and (found.get("address") or "").lower() == mac.lower():
-            return pci_address(el)[0]
+            return _address_or_none(el)
     return None
+
+
+def _address_or_none(el: etree._Element) -> PciAddress | None:
+    try:
+        return pci_address(el)[0]
+    except InputError:
+        return None
 
 
 def hotplug(
@@ -126,6 +137,7 @@ def hotplug(
     config: bool = False,
     dry_run: bool = False,
     fallback: bool = False,
+    lock_timeout: float = lock.DEFAULT_TIMEOUT,
 ) -> HotplugResult:
     """Attach a device to a domain (a virDomain, or a name/UUID with ``conn`` or a URI).
 
@@ -137,7 +149,14 @@ def hotplug(
     the same policy (see :mod:`planner.acpi`), and the guest names it ``eno<N>``.
     A connection opened here (``conn`` None or a URI) is closed before returning.
     """
-    options = dict(policy=policy, live=live, config=config, dry_run=dry_run, fallback=fallback)
+    options = dict(
+        policy=policy,
+        live=live,
+        config=config,
+        dry_run=dry_run,
+        fallback=fallback,
+        lock_timeout=lock_timeout,
+    )
     if isinstance(domain, str):
         if conn is None or isinstance(conn, str):
             with virt.connection(conn) as opened:
@@ -146,7 +165,9 @@ def hotplug(
     return _hotplug(domain, device_xml, **options)
 
 
-def _hotplug(domain, device_xml, *, policy, live, config, dry_run, fallback) -> HotplugResult:
+def _hotplug(
+    domain, device_xml, *, policy, live, config, dry_run, fallback, lock_timeout
+) -> HotplugResult:
     # Unreadable device XML is refused even with fallback: libvirt could not read it
     # either, and planner never passes on what its hardened parser refused.
     original = parse_element(device_xml)
@@ -157,11 +178,12 @@ def _hotplug(domain, device_xml, *, policy, live, config, dry_run, fallback) -> 
         )
     requested, _ = pci_address(original)
     flags = virt.attach_flags(domain, live, config)
-    with lock.domain_lock(domain.UUIDString()):
+    with lock.domain_lock(domain.UUIDString(), lock_timeout):
         for attempt in range(RETRIES):
             el = copy.deepcopy(original)  # each attempt edits the device as it was given
+            xmls = virt.domain_xmls(domain)
             try:
-                topos = _topologies(domain, virt.domain_xmls(domain))
+                topos = _topologies(domain, xmls)
             except (InputError, UnsupportedError) as exc:
                 if not fallback:
                     raise
@@ -185,22 +207,74 @@ def _hotplug(domain, device_xml, *, policy, live, config, dry_run, fallback) -> 
             result = HotplugResult(el.tag, choice.address, name, xml, not dry_run, choice.warnings)
             if dry_run:
                 return result
+            before = _addresses(xmls)
             try:
                 virt.attach(domain, xml, flags)
-                return result
             except AddressClash:
                 if requested is None and attempt < RETRIES - 1:
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 raise
+            return _read_back(domain, el, result, before)
     raise LibvirtRefused("the address kept being taken by another attach")  # pragma: no cover
 
 
-def _addresses(domain_xml: str) -> set[PciAddress]:
-    """Every device's own PCI address, read without the topology rules."""
-    devs = Document.parse(domain_xml).root.find("devices")
+def _read_back(domain, el: etree._Element, result: HotplugResult, before) -> HotplugResult:
+    """The address libvirt really used, read back from the domain after the attach.
+
+    libvirt may put a device elsewhere than asked; the report says where it is. The
+    device is attached by now: nothing here may fail (a domain that vanished or XML
+    planner cannot read leaves the planned address, with a warning)."""
+    kind, mac = _identify(el)
+    try:
+        after = virt.domain_xmls(domain)
+        actual = _located(after, kind, mac, before)
+    except PlannerError as exc:
+        why = f"attached, but the domain XML could not be read back ({exc})"
+        return dataclasses.replace(result, warnings=(*result.warnings, why))
+    if actual is None or actual == result.address:
+        return result
+    warning = f"libvirt put the device at {actual}, not at the planned {result.address}"
+    name = _name_at(next(iter(after.values())), actual) if kind == "interface" else None
+    return dataclasses.replace(
+        result, address=actual, guest_name=name, warnings=(*result.warnings, warning)
+    )
+
+
+def _located(xmls: dict[str, str], kind: str, mac: str | None, before) -> PciAddress | None:
+    """Where the device is now: by its MAC, else the one new PCI address."""
+    xml = xmls.get("live") or xmls.get("config")
+    if xml is None:
+        return None
+    found = _placed_at(xml, kind, mac)
+    if found is not None:
+        return found
+    new = _addresses({"": xml}) - before
+    return min(new) if len(new) == 1 else None
+
+
+def _name_at(domain_xml: str, addr: PciAddress) -> str | None:
+    """The guest name of the NIC at addr, if planner can read the domain."""
+    try:
+        topo = read_topology(Document.parse(domain_xml))
+    except PlannerError:
+        return None
+    index = next((topo.acpi_indexes.get(d.pos) for d in topo.devices if d.address == addr), None)
+    return _guest_name(topo, addr, index)
+
+
+def _addresses(xmls: dict[str, str]) -> set[PciAddress]:
+    """Every device's own PCI address in the first of the XMLs (live, else persistent),
+    read without the topology rules; unreadable addresses and documents give nothing."""
+    xml = xmls.get("live") or xmls.get("config") or next(iter(xmls.values()), None)
+    if xml is None:
+        return set()
+    try:
+        devs = Document.parse(xml).root.find("devices")
+    except PlannerError:
+        return set()
     found = (
-        (pci_address(el)[0] for el in devs if isinstance(el.tag, str)) if devs is not None else ()
+        (_address_or_none(el) for el in devs if isinstance(el.tag, str)) if devs is not None else ()
     )
     return {a for a in found if a is not None}
 
@@ -214,20 +288,16 @@ def _attach_fallback(domain, el: etree._Element, flags: int, dry_run: bool, why:
     xml = etree.tostring(el, encoding="unicode")
     if dry_run:
         return HotplugResult(kind, None, None, xml, False, (f"{why}; libvirt would choose",))
-    before = _addresses(next(iter(virt.domain_xmls(domain).values())))
+    before = _addresses(virt.domain_xmls(domain))
     virt.attach(domain, xml, flags)
-    after = next(iter(virt.domain_xmls(domain).values()))
-    addr = _placed_at(after, kind, mac) or min(_addresses(after) - before, default=None)
-    name = None
-    if kind == "interface" and addr:
-        try:
-            topo = read_topology(Document.parse(after))
-        except PlannerError:
-            topo = None
-        if topo is not None:
-            index = next(
-                (topo.acpi_indexes.get(d.pos) for d in topo.devices if d.address == addr), None
-            )
-            name = _guest_name(topo, addr, index)
+    # Attached: from here on nothing may fail, or a re-run would attach a second device.
+    addr, name = None, None
+    try:
+        after = virt.domain_xmls(domain)
+        addr = _located(after, kind, mac, before)
+        if kind == "interface" and addr:
+            name = _name_at(next(iter(after.values())), addr)
+    except PlannerError:
+        pass
     warning = f"{why}; libvirt chose {addr if addr else 'an address'}"
     return HotplugResult(kind, addr, name, xml, True, (warning,))

@@ -233,9 +233,9 @@ def ensure_event_loop() -> None:
 # --- the domain lock, through one place ------------------------------------------------
 
 
-def domain_lock(domain):
-    """The per-domain planner lock (shared with hot-plug)."""
-    return lock.domain_lock(domain.UUIDString())
+def domain_lock(domain, timeout: float = lock.DEFAULT_TIMEOUT):
+    """The per-domain planner lock (shared with hot-plug), waited for up to ``timeout`` s."""
+    return lock.domain_lock(domain.UUIDString(), timeout)
 
 
 # --- unplug -----------------------------------------------------------------------------
@@ -335,6 +335,7 @@ def unplug(
     live: bool = False,
     config: bool = False,
     timeout: float = DEFAULT_TIMEOUT,
+    lock_timeout: float = lock.DEFAULT_TIMEOUT,
 ) -> UnplugResult:
     """Detach the one PCI device ``match`` names (MAC, PCI address or predicted guest name).
 
@@ -361,19 +362,27 @@ def unplug(
                 opened.close()
             raise
     try:
-        return _unplug(domain, wanted, live, config, timeout, events_reliable)
+        return _unplug(domain, wanted, live, config, timeout, events_reliable, lock_timeout)
     finally:
         if opened is not None:
             with contextlib.suppress(Exception):  # closing is best effort
                 opened.close()
 
 
-def _unplug(domain, wanted: Match, live: bool, config: bool, timeout: float, events_reliable):
+def _unplug(
+    domain,
+    wanted: Match,
+    live: bool,
+    config: bool,
+    timeout: float,
+    events_reliable,
+    lock_timeout: float = lock.DEFAULT_TIMEOUT,
+):
     libvirt = virt._libvirt()
     flags = virt.attach_flags(domain, live, config)
     affect_live = bool(flags & libvirt.VIR_DOMAIN_AFFECT_LIVE)
     affect_config = bool(flags & libvirt.VIR_DOMAIN_AFFECT_CONFIG)
-    with domain_lock(domain):
+    with domain_lock(domain, lock_timeout):
         xmls = virt.domain_xmls(domain)
         scope = {
             w: x
@@ -458,9 +467,10 @@ def _detach(domain, f: Found, flag: int, what: str) -> None:
             return
         domain.detachDeviceFlags(f.xml(), flag)
     except libvirt.libvirtError as exc:
-        raise LibvirtRefused(
+        raise virt.refused(
+            exc,
             f"libvirt refused to detach {_describe(f)} from the {what} definition: "
-            f"{virt.message(exc)}"
+            f"{virt.message(exc)}",
         ) from None
 
 

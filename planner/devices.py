@@ -135,6 +135,11 @@ def disk_bus(el: etree._Element) -> str:
 
 
 _DISK_PREFIXES = ("fd", "hd", "vd", "sd", "xvd", "ubd")
+_INT_MAX = 2**31 - 1  # libvirt computes the index in a C int
+
+
+def disk_target(el: etree._Element) -> str:
+    return _attr(_child(el, "target"), "dev")
 
 
 def disk_index(el: etree._Element) -> int:
@@ -142,17 +147,27 @@ def disk_index(el: etree._Element) -> int:
 
     libvirt keeps the disks of one bus sorted by this index from the moment it
     parses a domain (virDomainDiskInsert, virDiskNameToIndex), so devices without
-    an address get their slots in this order, not in document order.
+    an address get their slots in this order, not in document order. The name is
+    read as ``virDiskNameParse`` reads it: a prefix, lowercase letters, then only
+    digits (a partition); anything else, or an index past a C int, is -1 (libvirt
+    cannot number it). The scan stops there, so a long name costs nothing.
     """
-    dev = _attr(_child(el, "target"), "dev")
+    dev = disk_target(el)
     rest = next((dev[len(p) :] for p in _DISK_PREFIXES if dev.startswith(p)), None)
-    if rest is None:
+    if not rest or not ("a" <= rest[0] <= "z"):
         return -1
     index = -1
+    letters = 0
     for ch in rest:
         if not ("a" <= ch <= "z"):
             break
         index = (index + 1) * 26 + ord(ch) - ord("a")
+        letters += 1
+        if index > _INT_MAX:
+            return -1
+    tail = rest[letters:]
+    if tail and not (tail.isascii() and tail.isdigit()):
+        return -1
     return index
 
 

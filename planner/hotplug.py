@@ -42,6 +42,12 @@ def choose(
         raise InputError(f"unknown policy {policy!r}")
     layout, warnings = effective_layout(topos)
     if requested is not None:
+        if requested.bus == 0 and requested.slot == 0:
+            raise InputError(
+                f"the device's own address {requested} is slot 0 of bus 0, the host "
+                "bridge's: libvirt would put the device elsewhere",
+                address=requested,
+            )
         if (requested.bus, requested.slot) in occupied(topos):
             raise NoRoomError(
                 f"the device's own address {requested} is already in use", address=requested

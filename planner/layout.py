@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Protocol
 from lxml import etree
 
 from ._version import __version__
-from .errors import InputError
-from .pci import parse_number
+from .errors import ImpossibleError, InputError
+from .pci import MAX_BUS, parse_number
 from .policy import Policy
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -59,9 +59,20 @@ def find(root: etree._Element) -> etree._Element | None:
     return root.find(f"metadata/{_q('layout')}")
 
 
+def number(text: str, what: str, low: int, high: int) -> int:
+    """A number of the record, checked against its range before anything uses it."""
+    value = parse_number(text, what)
+    if not low <= value <= high:
+        raise InputError(f"{what} {text!r} is out of range ({low}-{high})", limit=high)
+    return value
+
+
 def ints(text: str | None, what: str = "port index") -> tuple[int, ...]:
-    """A space-separated list of numbers, as the records write them."""
-    return tuple(parse_number(x, what) for x in (text or "").split())
+    """A space-separated list of controller indexes (1-255), as the records write them."""
+    words = (text or "").split()
+    if len(words) > MAX_BUS:
+        raise InputError(f"{what} list has {len(words)} entries, more than {MAX_BUS}")
+    return tuple(number(x, what, 1, MAX_BUS) for x in words)
 
 
 def read(root: etree._Element, machine: Machine) -> LayoutRecord | None:
@@ -81,7 +92,7 @@ def read(root: etree._Element, machine: Machine) -> LayoutRecord | None:
         if not machine.owns_record(el.get("machine")):
             return None
         return machine.read_layout(policy, el.find(_q("nics")), el.find(_q("others")))
-    except (AttributeError, InputError) as exc:
+    except (AttributeError, InputError, ImpossibleError) as exc:
         raise InputError(f"unreadable planner metadata: {exc}") from None
 
 

@@ -3,19 +3,19 @@
 The lock is an ``flock`` on ``DIR/<uuid>.lock``. DIR is:
 
 - ``$PLANNER_LOCK_DIR`` if set (tests, unusual hosts);
-- ``/run/lock/planner`` for root;
+- ``/run/planner`` for root (``/run`` is root's alone, as for ``/run/libvirt``);
 - ``$XDG_RUNTIME_DIR/planner`` (else ``/run/user/<uid>/planner``) for anyone else, so
   planner run by an unprivileged libvirt user serialises that user's hot-plugs. There
   is no fallback to a shared world-writable directory such as ``/tmp``.
 
-Rules, because ``/run/lock`` is world-writable and planner runs as root:
+Rules, because planner runs as root and the directory may be anyone's (``PLANNER_LOCK_DIR``,
+a user's runtime directory):
 
 - DIR is created with mode 0700 by its user. An existing DIR is used only if it is a
   real directory (not a symbolic link), owned by the current user, and not writable by
   group or others; anything else is a one-line error naming the directory and why.
-  (Another user who creates ``/run/lock/planner`` first blocks root's hot-plugs with
-  that error until an admin removes it; a ``tmpfiles.d`` line
-  ``d /run/lock/planner 0700 root root -`` creates it at boot.)
+  Root's ``/run/planner`` sits in root's own ``/run``: no other user can create it
+  first (as one could ``/run/lock/planner``, ``/run/lock`` being world-writable).
 - The lock file is opened ``O_RDWR|O_CREAT|O_NOFOLLOW|O_CLOEXEC`` with mode 0600 and
   must be a regular file owned by the current user.
 - The wait is bounded (:data:`DEFAULT_TIMEOUT`, 30 s): on timeout :class:`LockTimeout`
@@ -40,7 +40,7 @@ from pathlib import Path
 from .errors import LockError, LockTimeout
 
 DEFAULT_TIMEOUT = 30.0  # seconds
-SYSTEM_DIR = Path("/run/lock/planner")
+SYSTEM_DIR = Path("/run/planner")
 ENV_DIR = "PLANNER_LOCK_DIR"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _POLL_FIRST, _POLL_MAX = 0.01, 0.1  # seconds between LOCK_NB attempts

@@ -38,6 +38,8 @@ def guest_bus_numbers(buses: dict[int, Bus], parent_of: dict[int, PciAddress]) -
         numbers[index] = number
         counter[0] = max(counter[0], number)
         for _, child in sorted(children.get(index, ())):
+            if child in numbers:  # a controller on its own bus, or a cycle: numbered once
+                continue
             bus = buses.get(child)
             if bus is not None and bus.bus_nr is not None:
                 continue  # an expander bus: its own root, numbered by busNr

@@ -12,6 +12,7 @@ from .errors import InputError
 
 MAX_SLOT = 0x1F
 MAX_FUNCTION = 7
+MAX_BUS = 0xFF  # libvirt: "PCI controller index %d too high, maximum is 255"
 
 
 _SPACE = " \t\n\v\f\r"  # C isspace(): what strtoul skips before a number

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+
+from .errors import ImpossibleError
+from .pci import MAX_BUS, MAX_SLOT
 
 DEFAULT_NIC_START = 3
 # Eight NIC slots (ens3..ens10 on pc) cover the NIC counts CloudStack, OpenStack and
@@ -12,6 +15,17 @@ DEFAULT_NIC_SLOTS = 8
 DEFAULT_SPARE_PORTS = 4
 # PCIe machines: empty root ports kept after the non-NIC devices, for disks hot-plugged later.
 DEFAULT_SPARE_OTHER_PORTS = 4
+
+# What each number may be, whoever gives it (the command line, a caller, the metadata):
+# a slot of one bus, a number of slots, a number of root ports (each is a PCI
+# controller, whose index libvirt caps at 255). Checked before any of them reaches a
+# range or a loop.
+LIMITS = {
+    "nic_start": (0, MAX_SLOT, "a slot of bus 0"),
+    "nic_slots": (0, (MAX_BUS + 1) * (MAX_SLOT + 1), "the PCI slots a domain can have"),
+    "spare_ports": (0, MAX_BUS, "the PCI controllers a domain can have"),
+    "spare_other_ports": (0, MAX_BUS, "the PCI controllers a domain can have"),
+}
 
 
 @dataclass(frozen=True)
@@ -31,3 +45,16 @@ class Policy:
     spare_ports: int = DEFAULT_SPARE_PORTS
     spare_other_ports: int = DEFAULT_SPARE_OTHER_PORTS
     acpi_index: bool = False
+
+    def __post_init__(self):
+        for f in fields(self):
+            if f.name not in LIMITS:
+                continue
+            value = getattr(self, f.name)
+            low, high, what = LIMITS[f.name]
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ImpossibleError(
+                    f"{f.name.replace('_', ' ')} {value!r} is out of range: {low}-{high} ({what})",
+                    option=f.name,
+                    limit=high,
+                )

@@ -33,6 +33,7 @@ installed copy of planner.
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 import jinja2
@@ -40,6 +41,7 @@ from jinja2.loaders import split_template_path
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from .errors import InputError
+from .xmldoc import MAX_INPUT
 
 NIC_TEMPLATE = "nic.xml.j2"
 MAX_REPEAT = 1 << 20  # longest str/list/tuple a template's ``*`` may build
@@ -139,4 +141,12 @@ class DirectoryLoader(jinja2.FileSystemLoader):
         real = os.path.realpath(os.path.join(self.root, *split_template_path(template)))
         if template != self.entry and os.path.commonpath([real, self.root]) != self.root:
             raise jinja2.TemplateNotFound(f"{template} (resolves outside {self.root})")
+        try:
+            st = os.stat(real)
+        except OSError:
+            st = None  # not found (nor a directory): FileSystemLoader says so
+        if st is not None and not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            raise InputError(f"template {template}: not a regular file")
+        if st is not None and st.st_size > MAX_INPUT:
+            raise InputError(f"template {template}: larger than {MAX_INPUT // 2**20} MiB")
         return super().get_source(environment, template)

@@ -103,8 +103,10 @@ class Topology:
 def pci_address(el: etree._Element) -> tuple[PciAddress | None, bool]:
     """A device's own PCI address and multifunction flag; None if libvirt is to assign one."""
     addr = el.find("address")
-    if addr is None or addr.get("type") != "pci" or addr.get("slot") is None:
-        return None, False  # no address, or <address type='pci'/>: libvirt assigns one
+    if addr is None or addr.get("type") != "pci":
+        return None, False
+    if addr.get("slot") is None:  # <address type='pci'/>: libvirt assigns one, keeping
+        return None, addr.get("multifunction") == "on"  # multifunction='on' if written
     try:
         a = PciAddress(
             parse_number(addr.get("domain", "0"), "PCI domain"),
@@ -138,6 +140,11 @@ def primary_video(devs: etree._Element) -> etree._Element | None:
     return videos[0] if videos else None
 
 
+# The highest drive controller number planner accepts: libvirt adds controllers
+# 0..N for it, each a PCI device; more than 256 of them can never be placed.
+MAX_DRIVE_CONTROLLER = 255
+
+
 def _implicit(
     devs, machine: Machine, quote: str, indexes: dict[int, int]
 ) -> list[tuple[str, str, str]]:
@@ -164,11 +171,26 @@ def _implicit(
             )
 
     def drive_controller(el: etree._Element, per: int) -> int:
+        """The number of the controller a disk or SCSI hostdev sits on. libvirt adds
+        every controller from 0 up to it, each a PCI device of its own: a number above
+        the PCI controller limit could never be laid out, and is refused before the
+        loop below would count up to it."""
         addr = el.find("address")
         if addr is not None and addr.get("type") == "drive":
-            return parse_index(addr.get("controller", "0"), "controller")
-        # libvirt fills a SATA controller with 6 disks, a SCSI one with 7
-        return max(devices.disk_index(el), 0) // per if el.tag == "disk" else 0
+            number = parse_index(addr.get("controller", "0"), "controller")
+            why = f"drive address controller={addr.get('controller')!r}"
+        else:
+            # libvirt fills a SATA controller with 6 disks, a SCSI one with 7
+            number = max(devices.disk_index(el), 0) // per if el.tag == "disk" else 0
+            why = f"target {devices.disk_target(el)!r}"
+        if number > MAX_DRIVE_CONTROLLER:
+            raise InputError(
+                f"<{el.tag}> {why} needs {number + 1} implied controllers, each a PCI "
+                f"device: more than the {MAX_DRIVE_CONTROLLER + 1} a domain can have",
+                element=el.tag,
+                limit=MAX_DRIVE_CONTROLLER,
+            )
+        return number
 
     # In libvirt's order (virDomainDefAddImplicitControllers): the SCSI controllers of
     # disks and SCSI hostdevs, then the SATA controllers of disks, each type numbered

@@ -44,6 +44,20 @@ def message(exc) -> str:
     return " ".join(str(text or exc).split())
 
 
+def refused(exc, text: str, **data) -> LibvirtRefused | DomainNotFound:
+    """The typed error for a libvirt error: DomainNotFound if the domain is gone (it was
+    undefined or, transient, destroyed while planner worked on it), else LibvirtRefused."""
+    try:
+        import libvirt
+
+        gone = exc.get_error_code() == libvirt.VIR_ERR_NO_DOMAIN
+    except (ImportError, AttributeError):  # pragma: no cover - not a libvirt error
+        gone = False
+    if gone:
+        return DomainNotFound(f"the domain no longer exists: {text}", **data)
+    return LibvirtRefused(text, **data)
+
+
 def is_libvirt_error(exc: BaseException) -> bool:
     """Is this an error libvirt raised (and not a bug of ours)?"""
     try:
@@ -98,7 +112,7 @@ def domain_xmls(dom) -> dict[str, str]:
         if dom.isPersistent():
             out["config"] = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     except libvirt.libvirtError as exc:
-        raise LibvirtRefused(f"cannot read domain XML: {message(exc)}") from None
+        raise refused(exc, f"cannot read domain XML: {message(exc)}") from None
     return out
 
 
@@ -108,7 +122,7 @@ def attach_flags(dom, live: bool, config: bool) -> int:
     try:
         active, persistent = dom.isActive(), dom.isPersistent()
     except libvirt.libvirtError as exc:
-        raise LibvirtRefused(f"cannot read the domain's state: {message(exc)}") from None
+        raise refused(exc, f"cannot read the domain's state: {message(exc)}") from None
     if live and not active:
         raise InputError("the domain is not running", option="live")
     if config and not persistent:
@@ -164,7 +178,7 @@ def persistent_xml(dom, name: str) -> str:
         if persistent:
             return dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE)
     except libvirt.libvirtError as exc:
-        raise LibvirtRefused(f"cannot read domain XML: {message(exc)}", domain=name) from None
+        raise refused(exc, f"cannot read domain XML: {message(exc)}", domain=name) from None
     raise InputError(f"domain {name!r} is transient: nothing to redefine")
 
 
@@ -173,8 +187,8 @@ def define(conn, xml: str, name: str | None = None) -> None:
     try:
         conn.defineXML(xml)
     except libvirt.libvirtError as exc:
-        raise LibvirtRefused(
-            f"libvirt refused the new definition: {message(exc)}", domain=name
+        raise refused(
+            exc, f"libvirt refused the new definition: {message(exc)}", domain=name
         ) from None
 
 
@@ -183,7 +197,7 @@ def is_active(dom) -> bool:
     try:
         return bool(dom.isActive())
     except libvirt.libvirtError as exc:
-        raise LibvirtRefused(f"cannot read the domain's state: {message(exc)}") from None
+        raise refused(exc, f"cannot read the domain's state: {message(exc)}") from None
 
 
 def attach(dom, xml: str, flags: int, retryable: bool = False) -> None:
@@ -195,7 +209,7 @@ def attach(dom, xml: str, flags: int, retryable: bool = False) -> None:
         text = f"libvirt refused the attach: {message(exc)}"
         if is_address_clash(exc):
             raise AddressClash(text) from None
-        raise LibvirtRefused(text) from None
+        raise refused(exc, text) from None
 
 
 def machine_types(conn, arch: str) -> dict[str, str]:

@@ -53,7 +53,21 @@ class Span(namedtuple("Span", "start start_end end end_end", defaults=(None, Non
     __slots__ = ()
 
 
-def _decode(data: bytes | str) -> str:
+# The largest document (or device XML) planner reads: a domain of thousands of devices
+# is a few hundred KiB. Larger input is refused before it is decoded or parsed.
+MAX_INPUT = 16 * 2**20
+
+
+def check_size(size: int, what: str = "domain XML") -> None:
+    """Refuse input larger than :data:`MAX_INPUT` (``size`` in bytes, or characters)."""
+    if size > MAX_INPUT:
+        raise InputError(
+            f"{what} is larger than {MAX_INPUT // 2**20} MiB: refused unread", limit=MAX_INPUT
+        )
+
+
+def _decode(data: bytes | str, what: str = "domain XML") -> str:
+    check_size(len(data), what)
     if isinstance(data, str):
         return data
     if data.startswith(b"\xef\xbb\xbf"):
@@ -136,7 +150,7 @@ class Document:
 
 def parse_element(data: bytes | str, what: str = "device XML") -> etree._Element:
     """Parse a standalone element (a device for hot-plug) with the same safety rules."""
-    text = _decode(data)
+    text = _decode(data, what)
     if not text.strip():
         raise InputError(f"{what} is empty")
     try:

@@ -2,7 +2,7 @@
 
 The attacker is ``nobody`` (``runuser``). Tests use a private lock root passed by
 parameter, except the default-path tests, which run in ``unshare -m`` with a tmpfs
-over /run/lock so the host's real lock directory is never touched.
+over /run so the host's real lock directory is never touched.
 """
 
 from __future__ import annotations
@@ -305,14 +305,16 @@ def test_holder_pid_reads_proc_locks_and_skips_waiters(tmp_path):
 
 # --- the default directories ---------------------------------------------------------------
 
-# In a private mount namespace with an empty tmpfs over /run/lock (sticky, world-writable
-# as on the host): what root does with /run/lock/planner itself.
+# In a private mount namespace with an empty tmpfs over /run (root's, 0755, as on the
+# host) and a world-writable /run/lock in it: what root does with /run/planner itself,
+# and what an unprivileged user can no longer do to it.
 DEFAULT_PATH = """
-mount -t tmpfs -o mode=1777 none /run/lock
+mount -t tmpfs -o mode=0755 none /run
+mkdir -m 1777 /run/lock
 exec "$PYTHON" -c "$SCRIPT"
 """
 
-IN_PRIVATE_RUN_LOCK = textwrap.dedent(
+IN_PRIVATE_RUN = textwrap.dedent(
     """
     import json, os, stat, subprocess
     from planner.lock import domain_lock, lock_dir
@@ -320,37 +322,36 @@ IN_PRIVATE_RUN_LOCK = textwrap.dedent(
     res = {"dir": str(lock_dir())}
     os.umask(0)
     with domain_lock("planner-test-default"):
-        d = os.lstat("/run/lock/planner")
-        f = os.lstat("/run/lock/planner/planner-test-default.lock")
+        d = os.lstat("/run/planner")
+        f = os.lstat("/run/planner/planner-test-default.lock")
         res["made"] = [d.st_uid, oct(d.st_mode), f.st_uid, oct(f.st_mode)]
-    subprocess.run(["rm", "-r", "/run/lock/planner"], check=True)
-    subprocess.run(["runuser", "-u", "nobody", "--", "mkdir", "-m", "777", "/run/lock/planner"],
-                   check=True)
-    try:
-        with domain_lock("planner-test-default", timeout=1):
-            res["squatted"] = "taken"
-    except Exception as exc:
-        res["squatted"] = f"{type(exc).__name__}: {exc}"
+    res["in_run_lock"] = os.listdir("/run/lock")
+    subprocess.run(["rm", "-r", "/run/planner"], check=True)
+    squat = subprocess.run(["runuser", "-u", "nobody", "--", "mkdir", "-m", "777",
+                            "/run/planner"], capture_output=True, text=True)
+    res["squat_rc"] = squat.returncode
+    with domain_lock("planner-test-default", timeout=1):
+        res["after_squat"] = oct(os.lstat("/run/planner").st_mode)
     print(json.dumps(res))
     """
 )
 
 
-def test_root_uses_a_private_run_lock_planner():
+def test_root_locks_in_run_planner_which_nobody_else_can_create():
+    """/run is root's (0755): the directory cannot be squatted, unlike /run/lock/planner."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHON": sys.executable}
-    env["SCRIPT"] = IN_PRIVATE_RUN_LOCK
+    env["SCRIPT"] = IN_PRIVATE_RUN
     env.pop("PLANNER_LOCK_DIR", None)
     proc = subprocess.run(
         ["unshare", "-m", "sh", "-ec", DEFAULT_PATH], capture_output=True, env=env, timeout=120
     )
     assert proc.returncode == 0, proc.stderr.decode()
     res = json.loads(proc.stdout)
-    assert res["dir"] == "/run/lock/planner"
+    assert res["dir"] == "/run/planner"
     assert res["made"] == [0, oct(stat.S_IFDIR | 0o700), 0, oct(stat.S_IFREG | 0o600)]
-    assert res["squatted"] == (
-        "LockError: refusing lock directory /run/lock/planner: it is owned by uid 65534, "
-        "not uid 0; remove it"
-    )
+    assert res["in_run_lock"] == []  # the world-writable /run/lock is not used
+    assert res["squat_rc"] != 0  # nobody cannot create /run/planner
+    assert res["after_squat"] == oct(stat.S_IFDIR | 0o700)
 
 
 def test_an_unprivileged_user_locks_in_its_runtime_directory(uuid):

@@ -15,16 +15,22 @@ errors (:mod:`planner.errors`); :func:`exit_code` maps each class to its code:
     4  domain not found
     5  libvirtd unreachable (or libvirt-python missing)
     6  libvirt refused the request
+    70 an internal error: a bug in planner (the traceback with ``PLANNER_DEBUG=1``)
     75 hot-plug/unplug: the domain's lock stayed taken past the timeout: retry later
 
 ``relayout --all`` exits with the code of the first domain that failed (0 if none did;
 70 if that failure is a planner bug).
+Every path ends in exactly one ``planner: error:`` line on stderr: planner's typed
+errors, argparse's usage errors, a libvirt error that escaped the libvirt edge, and
+any other exception (the top-level guard in :func:`main`).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 
 from ..errors import PlannerError
 from ..versions import VersionAction
@@ -38,6 +44,7 @@ from .common import (  # noqa: F401 - the exit codes are planner.cli's public na
     EXIT_NO_ROOM,
     EXIT_NOT_FOUND,
     EXIT_OK,
+    EXIT_SOFTWARE,
     EXIT_UNREACHABLE,
     UsageError,
     exit_code,
@@ -75,8 +82,16 @@ def error_line(exc: PlannerError) -> str:
     return f"planner: error: {message}"
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``planner: error:`` line and exit 2 (not the
+    usage text and a ``planner relayout: error:`` line)."""
+
+    def error(self, message: str):
+        raise UsageError(" ".join(f"{self.prog.partition(' ')[2]} {message}".split()))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="planner",
         description="PCI layouts for libvirt domains that keep guest NIC names predictable.",
     )
@@ -88,14 +103,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.command].run(args)
     except PlannerError as exc:
-        print(error_line(exc), file=sys.stderr)
+        _say(error_line(exc))
         return exit_code(exc)
     except KeyboardInterrupt:
-        print("planner: interrupted", file=sys.stderr)
+        _say("planner: interrupted")
         return 130
     except BrokenPipeError:
         return 0
+    except SystemExit:  # argparse's --help and --version
+        raise
+    except Exception as exc:  # noqa: BLE001 - the top-level guard: one line, never a traceback
+        return _unexpected(exc)
+
+
+def _unexpected(exc: Exception) -> int:
+    """A libvirt error that escaped the libvirt edge keeps its meaning (the domain is
+    gone: 4, anything else libvirt said: 6); any other exception is a bug: exit 70,
+    one line naming it, the traceback only with PLANNER_DEBUG=1."""
+    from .. import virt
+
+    if virt.is_libvirt_error(exc):
+        typed = virt.refused(exc, f"libvirt: {virt.message(exc)}")
+        _say(error_line(typed))
+        return exit_code(typed)
+    if os.environ.get("PLANNER_DEBUG") == "1":
+        traceback.print_exc()
+    text = " ".join(str(exc).split())[:500]
+    _say(
+        f"planner: error: internal error (a bug in planner, please report it): "
+        f"{type(exc).__name__}{': ' + text if text else ''}"
+        + ("" if os.environ.get("PLANNER_DEBUG") == "1" else " (PLANNER_DEBUG=1 shows where)")
+    )
+    return EXIT_SOFTWARE
+
+
+def _say(line: str) -> None:
+    """One line on stderr, whatever encoding stderr has."""
+    try:
+        print(line, file=sys.stderr)
+    except UnicodeEncodeError:
+        print(line.encode("ascii", "backslashreplace").decode("ascii"), file=sys.stderr)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from ..errors import (
     DomainNotFound,
+    InputError,
     LibvirtRefused,
     LockTimeout,
     NoRoomError,
@@ -15,6 +15,7 @@ from ..errors import (
     Unreachable,
 )
 from ..pci import parse_number
+from ..xmldoc import MAX_INPUT, check_size
 
 
 def _slot_count(text: str) -> int:
@@ -51,6 +52,33 @@ def add_policy_args(p: argparse.ArgumentParser) -> None:
     )
 
 
+MAX_LOCK_TIMEOUT = 3600.0  # seconds: an hour is already far past any hot-plug
+
+
+def lock_seconds(text: str) -> float:
+    """``--lock-timeout``: a finite number of seconds, 0 (one try) to an hour."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value <= MAX_LOCK_TIMEOUT:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: the lock timeout must be between 0 and {MAX_LOCK_TIMEOUT:g} seconds"
+        )
+    return value
+
+
+def add_lock_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lock-timeout",
+        type=lock_seconds,
+        default=30.0,
+        metavar="SECONDS",
+        help="wait at most this long for another planner's hot-plug/unplug of the domain "
+        "(default 30; 0: one try); then exit 75",
+    )
+
+
 def policy_overrides(args) -> dict:
     """The Policy fields given on the command line (None: not given)."""
     return dict(
@@ -68,6 +96,7 @@ EXIT_NO_ROOM = 3
 EXIT_NOT_FOUND = 4
 EXIT_UNREACHABLE = 5
 EXIT_LIBVIRT = 6
+EXIT_SOFTWARE = 70  # sysexits EX_SOFTWARE: an internal error, a bug in planner
 EXIT_LOCK_TIMEOUT = 75  # sysexits EX_TEMPFAIL: a temporary failure, retry later
 
 # The first class an error is an instance of decides (subclasses before their bases).
@@ -89,15 +118,45 @@ class UsageError(PlannerError):
     """A combination of options the command line refuses (exit 2)."""
 
 
+def write_stdout(text: str) -> None:
+    """Output (XML, tables) as UTF-8 bytes, whatever PYTHONIOENCODING or the locale say:
+    domain XML is UTF-8, and an ASCII stdout must not turn a name into a traceback."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stream (a caller's StringIO)
+        sys.stdout.write(text)
+        return
+    sys.stdout.flush()
+    buffer.write(text.encode("utf-8"))
+    buffer.flush()
+
+
 def warn(message: str) -> None:
     print(f"planner: warning: {message}", file=sys.stderr)
 
 
-def read_input(path: str) -> bytes:
-    """A file's bytes, or stdin's for ``-``."""
-    if path == "-":
-        return sys.stdin.buffer.read()
+def read_input(path: str, what: str = "domain XML") -> bytes:
+    """A file's bytes, or stdin's for ``-``: at most one byte more than the input limit
+    (:data:`planner.xmldoc.MAX_INPUT`), so that ``/dev/zero`` or a huge file is refused
+    without being read into memory."""
+    limit = MAX_INPUT + 1
     try:
-        return Path(path).read_bytes()
+        if path == "-":
+            data = _read_at_most(sys.stdin.buffer, limit)
+        else:
+            with open(path, "rb") as fh:
+                data = _read_at_most(fh, limit)
     except OSError as exc:
-        raise PlannerError(f"cannot read {path}: {exc.strerror}") from None
+        raise InputError(f"cannot read {path}: {exc.strerror or exc}") from None
+    check_size(len(data), f"{what} {'on stdin' if path == '-' else path}")
+    return data
+
+
+def _read_at_most(fh, limit: int) -> bytes:
+    chunks, size = [], 0
+    while size < limit:
+        chunk = fh.read(min(limit - size, 1 << 20))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
-from .common import UsageError, warn
+from .common import UsageError, add_lock_timeout, read_input, warn, write_stdout
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -46,21 +44,17 @@ def add_parser(sub) -> argparse.ArgumentParser:
         action="store_true",
         help="if planner cannot place the device, let libvirt choose (with a warning)",
     )
+    add_lock_timeout(h)
     return h
 
 
-def _device_xml(args) -> str:
+def _device_xml(args) -> str | bytes:
     from ..attach import render_nic
 
     if args.device:
         if args.network or args.bridge or args.user or args.template or args.mac:
             raise UsageError("give a device file or NIC options, not both")
-        try:
-            if args.device == "-":
-                return sys.stdin.read()
-            return Path(args.device).read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"cannot read {args.device}: {exc}") from None
+        return read_input(args.device, "device XML")
     if args.network:
         return render_nic("network", args.network, args.model, args.mac, args.template)
     if args.bridge:
@@ -82,6 +76,7 @@ def run(args) -> int:
         config=args.config,
         dry_run=args.dry_run,
         fallback=args.fallback,
+        lock_timeout=args.lock_timeout,
     )
     for w in result.warnings:
         warn(w)
@@ -93,7 +88,7 @@ def run(args) -> int:
             out["xml"] = result.xml
         print(json.dumps(out, indent=2))
     elif args.dry_run:
-        print(result.xml)
+        write_stdout(result.xml + "\n")
     else:
-        print(result.summary())
+        write_stdout(result.summary() + "\n")
     return 0

@@ -10,16 +10,18 @@ from ..relayout import RelayoutResult, relayout
 from ..report import plan_json
 from ..xmldoc import Document
 from .common import (
+    EXIT_SOFTWARE,
     UsageError,
     add_policy_args,
     exit_code,
     policy_overrides,
     read_input,
     warn,
+    write_stdout,
 )
 
 EXIT_CHECK_DIRTY = 1
-EXIT_INTERNAL = 70  # a planner bug (EX_SOFTWARE), as the top-level guard reports it
+EXIT_INTERNAL = EXIT_SOFTWARE  # a planner bug, as the top-level guard reports it
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -98,7 +100,7 @@ def _run_domain(args) -> int:
         note = "; it takes effect at the next cold boot (destroy + start)" if running else ""
         line = f"domain {args.domain} {state}{note}"
         if quiet:
-            print(line)
+            write_stdout(line + "\n")
         else:
             print(f"planner: {line}", file=sys.stderr)
         return 0
@@ -163,17 +165,19 @@ def emit(
     elif args.diff:
         import difflib
 
-        sys.stdout.writelines(
-            difflib.unified_diff(
-                result.original.splitlines(keepends=True),
-                result.xml.splitlines(keepends=True),
-                f"a/{name}",
-                f"b/{name}",
+        write_stdout(
+            "".join(
+                difflib.unified_diff(
+                    result.original.splitlines(keepends=True),
+                    result.xml.splitlines(keepends=True),
+                    f"a/{name}",
+                    f"b/{name}",
+                )
             )
         )
     elif args.in_place or args.output is not None:
         if not (args.in_place and not result.changed):
             write_output(in_place if args.in_place else args.output, result.xml)
     elif print_xml:
-        sys.stdout.write(result.xml)
+        write_stdout(result.xml)
     return 0

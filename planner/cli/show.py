@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from .. import report
-from .common import add_policy_args, policy_overrides, read_input
+from .common import add_policy_args, policy_overrides, read_input, write_stdout
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -29,5 +29,5 @@ def run(args) -> int:
 
         sys.stdout.write(json.dumps(slot_map.as_dict(), indent=2) + "\n")
     else:
-        sys.stdout.write(report.show_table(slot_map))
+        write_stdout(report.show_table(slot_map))
     return 0

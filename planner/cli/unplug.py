@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 
+from .common import add_lock_timeout, write_stdout
+
 EXIT_PENDING = 1  # detached, but the guest has not released the device yet
 
 
@@ -57,6 +59,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="seconds to wait for the guest to release the device (default 30)",
     )
     u.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_lock_timeout(u)
     return u
 
 
@@ -70,11 +73,12 @@ def run(args) -> int:
         live=args.live,
         config=args.config,
         timeout=args.timeout,
+        lock_timeout=args.lock_timeout,
     )
     if args.json:
         import json
 
         print(json.dumps(result.as_dict(), indent=2))
     else:
-        print(result.summary())
+        write_stdout(result.summary() + "\n")
     return 0 if result.removed else EXIT_PENDING

@@ -26,9 +26,9 @@ from typing import ClassVar
 from lxml import etree
 
 from ..errors import ImpossibleError, NoRoomError
-from ..layout import LayoutRecord
+from ..layout import LayoutRecord, number
 from ..names import path_name
-from ..pci import MAX_SLOT, PciAddress, parse_index, parse_number
+from ..pci import MAX_SLOT, PciAddress, parse_index
 from ..plan import NewController, Placement, Plan
 from ..policy import Policy
 from ..topology import Device, Role, Topology, occupied
@@ -95,12 +95,12 @@ class PcLayout:
 
 
 def read_layout(policy: Policy, nics: etree._Element, others: etree._Element) -> PcLayout:
-    return PcLayout(
-        policy,
-        nic_first=parse_number(nics.get("first-slot", "0"), "first-slot"),
-        nic_capacity=parse_number(nics.get("slots", "0"), "slots"),
-        other_first=parse_number(others.get("first-slot", "0"), "first-slot"),
-    )
+    """The record, its slots checked: the NIC range within bus 0 and never on slot 0
+    (the host bridge) or 1 (the PIIX3), where libvirt would put the device elsewhere."""
+    first = number(nics.get("first-slot", "0"), "first-slot", FIRST_FREE_SLOT, MAX_SLOT)
+    capacity = number(nics.get("slots", "0"), "slots", 0, MAX_SLOT + 1 - first)
+    other = number(others.get("first-slot", "0"), "first-slot", FIRST_FREE_SLOT, MAX_SLOT + 1)
+    return PcLayout(policy, nic_first=first, nic_capacity=capacity, other_first=other)
 
 
 def fixed_address(el: etree._Element, primary_video, index: int | None = None) -> PciAddress | None:

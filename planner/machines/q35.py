@@ -36,7 +36,7 @@ from .. import devices
 from ..errors import ImpossibleError, NoRoomError
 from ..layout import LayoutRecord, ints
 from ..names import path_name
-from ..pci import MAX_SLOT, PciAddress, parse_index
+from ..pci import MAX_BUS, MAX_SLOT, PciAddress, parse_index
 from ..plan import NewController, Placement, Plan
 from ..policy import Policy
 from ..topology import Device, Role, Topology, occupied
@@ -219,6 +219,7 @@ def plan(topo: Topology, policy: Policy) -> Plan:
         and topo.buses[d.provides_bus].model == ROOT_PORT
         and (d.address is None or d.address.bus == 0)
     }
+    ports &= {d.provides_bus for d in topo.devices}  # not one whose address is not PCI
     port_dev = {d.provides_bus: d for d in topo.devices if d.provides_bus in ports}
     on_bus: dict[int, list[Device]] = defaultdict(list)
     for d in topo.devices:
@@ -301,6 +302,12 @@ def plan(topo: Topology, policy: Policy) -> Plan:
         if port is None:
             port = next(reuse, None)
         if port is None:
+            if next_index > MAX_BUS:
+                raise ImpossibleError(
+                    f"{len(units)} root ports are needed, but a new one would have controller "
+                    f"index {next_index}: libvirt's maximum is {MAX_BUS}",
+                    limit=MAX_BUS,
+                )
             port, next_index = next_index, next_index + 1
             new_ports.add(port)
         port_of_unit.append(port)

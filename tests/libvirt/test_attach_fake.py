@@ -96,3 +96,100 @@ def test_an_error_that_is_not_libvirt_s_is_not_reported_as_libvirt_refusing():
     dom.attachDeviceFlags = broken
     with pytest.raises(RuntimeError, match="a bug"):
         hotplug(dom, NIC, fallback=True)
+
+
+# --- slot 0, the read-back, a domain that vanishes (issue 12) ---------------------------
+
+PC = """<domain type='qemu'>
+  <name>pc</name>
+  <os><type arch='x86_64' machine='pc'>hvm</type></os>
+  <devices>
+    <interface type='user'><mac address='52:54:00:00:00:01'/><model type='virtio'/>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/></interface>
+  </devices>
+</domain>"""
+
+
+class ElsewhereDomain(FirstFitDomain):
+    """libvirt puts the device at 00:07.0, whatever address the XML asks for."""
+
+    def attachDeviceFlags(self, xml, flags):  # noqa: N802
+        import re
+
+        self.attached.append(xml)
+        placed = re.sub(r"<address [^>]*/>", "", xml).replace(
+            "</interface>",
+            "<address type='pci' domain='0x0000' bus='0x00' slot='0x07' function='0x0'/>"
+            "</interface>",
+        )
+        self.xml = self.xml.replace("</devices>", placed + "</devices>")
+
+
+def test_a_device_asking_for_slot_0_of_bus_0_is_refused_before_any_attach():
+    dom = ElsewhereDomain(PC)
+    at_zero = NIC.replace(
+        "</interface>",
+        "<address type='pci' domain='0x0000' bus='0x00' slot='0x00' function='0x0'/></interface>",
+    )
+    with pytest.raises(InputError, match="slot 0 of bus 0"):
+        hotplug(dom, at_zero)
+    assert dom.attached == []
+
+
+def test_the_address_reported_is_the_one_libvirt_used():
+    dom = ElsewhereDomain(PC)
+    result = hotplug(dom, NIC)
+    assert len(dom.attached) == 1 and 'slot="0x04"' in dom.attached[0]  # planned 00:04.0
+    assert str(result.address) == "0000:00:07.0"
+    assert result.guest_name == "ens7"
+    assert any("not at the planned 0000:00:04.0" in w for w in result.warnings)
+
+
+def test_fallback_never_crashes_after_attaching_whatever_the_domain_xml_holds():
+    """After the attach, XML planner cannot read (here an address libvirt would not
+    write) only costs the report its address: no exception, so no second attach."""
+    dom = FirstFitDomain(AARCH64)
+
+    def attach_and_garble(xml, flags):
+        dom.attached.append(xml)
+        dom.xml = dom.xml.replace(
+            "</devices>", "<rng model='virtio'><address type='pci' slot='zz'/></rng></devices>"
+        )
+
+    dom.attachDeviceFlags = attach_and_garble
+    result = hotplug(dom, NIC.replace("52:54:00:00:00:02", "52:54:00:00:00:09"), fallback=True)
+    assert len(dom.attached) == 1 and result.attached
+    assert result.address is None and "libvirt chose an address" in result.warnings[0]
+
+
+def _no_domain_error():
+    import libvirt
+
+    # libvirtError takes its message from the thread's last libvirt error, if any: a test
+    # before this one (a refused define) must not lend it its message.
+    libvirt.virResetLastError()
+    exc = libvirt.libvirtError("Domain not found: no domain with matching uuid")
+    text = "Domain not found: no domain with matching uuid"
+    exc.err = (libvirt.VIR_ERR_NO_DOMAIN, libvirt.VIR_FROM_QEMU, text, 2, "", None, None, 0, 0)
+    return exc
+
+
+def test_a_domain_that_vanishes_mid_command_is_domain_not_found():
+    from planner.errors import DomainNotFound
+
+    dom = FirstFitDomain(PC)
+
+    def gone(*_):
+        raise _no_domain_error()
+
+    dom.isPersistent = gone
+    with pytest.raises(DomainNotFound, match="no longer exists"):
+        hotplug(dom, NIC)
+    dom = FirstFitDomain(PC)
+    dom.XMLDesc = gone
+    with pytest.raises(DomainNotFound):
+        hotplug(dom, NIC)
+    dom = FirstFitDomain(PC)
+    dom.attachDeviceFlags = gone
+    with pytest.raises(DomainNotFound):
+        hotplug(dom, NIC)
