@@ -8,10 +8,8 @@ libvirtd is said on its line. The connection is read-only and closed at once.
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
-import sys
 
 DEFAULT_URI = "qemu:///system"
 
@@ -27,18 +25,6 @@ def version_lines(uri: str | None = None) -> list[str]:
     lines.append(_safely(_libvirt_python, libvirt))
     lines.append(_safely(_libvirtd, libvirt, uri or os.environ.get("LIBVIRT_DEFAULT_URI")))
     return lines
-
-
-class VersionAction(argparse.Action):
-    """``--version``: print :func:`version_lines` and exit 0."""
-
-    def __init__(self, option_strings, dest, **kwargs):
-        kwargs.setdefault("help", "print versions (planner, lxml, libxml2, libvirt) and exit")
-        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        print("\n".join(version_lines()))
-        parser.exit(0)
 
 
 def _safely(part, *args) -> str:
@@ -121,7 +107,3 @@ def _libvirt_number(n: int) -> str:
 
 def _dotted(parts) -> str:
     return ".".join(str(p) for p in parts)
-
-
-if __name__ == "__main__":  # python3 -m planner.versions [URI]
-    print("\n".join(version_lines(sys.argv[1] if len(sys.argv) > 1 else None)))

@@ -33,7 +33,6 @@ import sys
 import traceback
 
 from ..errors import PlannerError
-from ..versions import VersionAction
 from . import audit, hotplug, relayout, show, unplug
 from .common import (  # noqa: F401 - the exit codes are planner.cli's public names
     EXIT_CHECK_DIRTY,
@@ -47,6 +46,7 @@ from .common import (  # noqa: F401 - the exit codes are planner.cli's public na
     EXIT_SOFTWARE,
     EXIT_UNREACHABLE,
     UsageError,
+    VersionAction,
     exit_code,
     read_input,
     warn,

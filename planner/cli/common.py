@@ -15,6 +15,7 @@ from ..errors import (
     Unreachable,
 )
 from ..pci import parse_number
+from ..versions import version_lines
 from ..xmldoc import MAX_INPUT, check_size
 
 
@@ -160,3 +161,15 @@ def _read_at_most(fh, limit: int) -> bytes:
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+class VersionAction(argparse.Action):
+    """``--version``: print :func:`planner.versions.version_lines` and exit 0."""
+
+    def __init__(self, option_strings, dest, **kwargs):
+        kwargs.setdefault("help", "print versions (planner, lxml, libxml2, libvirt) and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print("\n".join(version_lines()))
+        parser.exit(0)
