@@ -130,6 +130,10 @@ def test_relayout_of_a_file_loads_neither_libvirt_nor_jinja2_nor_json():
     loaded = set(out.stdout.split())
     assert "planner.relayout" in loaded
     assert not loaded & {"libvirt", "jinja2", "json", "difflib", "xmltodict", "planner.virt"}
+    # ... nor what only other commands or other output options need (start-up, bench row 2)
+    others = {"planner.audit", "planner.firstfit", "planner.fleet", "planner.report"}
+    output = {"planner.files", "planner.versions", "secrets", "platform", "traceback"}
+    assert not loaded & (others | output)
 
 
 def test_the_public_functions_are_not_shadowed_by_their_submodules():

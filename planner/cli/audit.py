@@ -16,8 +16,10 @@ status. The audit reads the live and the persistent XML and changes nothing.
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from ..audit import AT_RISK, ERROR, FULL, UNSUPPORTED, AuditRow, NextNic
+if TYPE_CHECKING:
+    from ..audit import AuditRow, NextNic
 
 EXIT_OK, EXIT_AT_RISK, EXIT_ERRORS = 0, 1, 2
 
@@ -39,6 +41,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def exit_status(rows: list[AuditRow]) -> int:
+    from ..audit import AT_RISK, ERROR, FULL, UNSUPPORTED  # loaded by audit only
+
     verdicts = {r.verdict for r in rows}
     if verdicts & {UNSUPPORTED, ERROR}:
         return EXIT_ERRORS

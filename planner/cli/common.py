@@ -15,7 +15,6 @@ from ..errors import (
     Unreachable,
 )
 from ..pci import parse_number
-from ..versions import version_lines
 from ..xmldoc import MAX_INPUT, check_size
 
 
@@ -171,5 +170,7 @@ class VersionAction(argparse.Action):
         super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
 
     def __call__(self, parser, namespace, values, option_string=None):
+        from ..versions import version_lines  # only for --version: it loads platform
+
         print("\n".join(version_lines()))
         parser.exit(0)

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..files import write_output
 from ..relayout import RelayoutResult, relayout
-from ..report import plan_json
 from ..xmldoc import Document
 from .common import (
     EXIT_SOFTWARE,
@@ -161,6 +159,8 @@ def emit(
     if args.json:
         import json
 
+        from ..report import plan_json
+
         print(json.dumps(plan_json(result.plan, result.changed), indent=2))
     elif args.diff:
         import difflib
@@ -177,6 +177,8 @@ def emit(
         )
     elif args.in_place or args.output is not None:
         if not (args.in_place and not result.changed):
+            from ..files import write_output  # only when writing a file
+
             write_output(in_place if args.in_place else args.output, result.xml)
     elif print_xml:
         write_stdout(result.xml)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .. import report
 from .common import add_policy_args, policy_overrides, read_input, write_stdout
 
 
@@ -23,6 +22,8 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args) -> int:
+    from .. import report  # what a command needs is loaded when it runs
+
     slot_map = report.show_data(read_input(args.file), args.planned, **policy_overrides(args))
     if args.json:
         import json
