@@ -43,6 +43,7 @@ import contextlib
 import errno
 import os
 import re
+import secrets
 import signal
 import stat
 import sys
@@ -154,7 +155,7 @@ def _current_umask() -> int:
 
 
 def _temp_name(base: str) -> str:
-    suffix = f".{TEMP_MARK}-{os.urandom(4).hex()}.tmp"
+    suffix = f".{TEMP_MARK}-{secrets.token_hex(4)}.tmp"
     room = _NAME_MAX - len(os.fsencode(suffix)) - 1
     stem = os.fsencode(base)[:room].decode("utf-8", "ignore") if room > 0 else ""
     return f".{stem}{suffix}"

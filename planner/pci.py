@@ -6,6 +6,7 @@ the bus number the guest assigns during enumeration (see :mod:`planner.names`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from .errors import InputError
@@ -24,9 +25,17 @@ def _strtoul(text: str, base: int, what: str) -> int:
     no minus sign. Leading white space and a '+' are accepted as strtoul accepts them;
     trailing white space, Python's ``0o``/``0b``/``_`` forms and an empty value are not.
     """
+    value = _cached_value(text, base) if len(text) <= 16 else _strtoul_value(text, base)
+    if isinstance(value, int):
+        return value
+    raise InputError(f"{what} {text!r} {value}")
+
+
+def _strtoul_value(text: str, base: int) -> int | str:
+    """The number, or why it is none."""
     s = text.lstrip(_SPACE)
     if s[:1] == "-":
-        raise InputError(f"{what} {text!r} is negative")
+        return "is negative"
     if s[:1] == "+":
         s = s[1:]
     radix = base
@@ -39,7 +48,12 @@ def _strtoul(text: str, base: int, what: str) -> int:
             radix = 10
     if s and all(c in _DIGITS[radix] for c in s):
         return int(s, radix)
-    raise InputError(f"{what} {text!r} is not a number")
+    return "is not a number"
+
+
+# A domain repeats a few dozen short spellings ('0x0000', '0x00', '0x05') thousands of
+# times: those are cached, in a bounded cache that never holds a long string.
+_cached_value = functools.lru_cache(maxsize=512)(_strtoul_value)
 
 
 def parse_number(text: str, what: str) -> int:

@@ -15,7 +15,7 @@ from lxml import etree
 from . import devices, layout
 from .errors import InputError
 from .pci import MAX_FUNCTION, MAX_SLOT, PciAddress, parse_index, parse_number
-from .xmldoc import Document, dominant_quote
+from .xmldoc import Document
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from .machines import Machine
@@ -102,7 +102,7 @@ class Topology:
 
 def pci_address(el: etree._Element) -> tuple[PciAddress | None, bool]:
     """A device's own PCI address and multifunction flag; None if libvirt is to assign one."""
-    addr = el.find("address")
+    addr = next(el.iterchildren("address"), None)  # el.find("address"), faster
     if addr is None or addr.get("type") != "pci":
         return None, False
     if addr.get("slot") is None:  # <address type='pci'/>: libvirt assigns one, keeping
@@ -339,23 +339,20 @@ class _Devices:
         return found[0] if found else None
 
 
-def _check_domain(root: etree._Element, devs: _Devices) -> None:
+def _check_domain(root: etree._Element) -> None:
     """Refuse what libvirt's parser refuses before any address is looked at: no
     ``<os><type>``, a device ``<address>`` without a type."""
     if root.find("os/type") is None:
         raise InputError(
             "<domain> has no <os><type>: an os <type> must be specified", element="type"
         )
-    for el in devs:
-        if not isinstance(el.tag, str):
-            continue
-        for addr in el.findall("address"):
-            if not addr.get("type"):
-                raise InputError(
-                    f"<{el.tag}> has an <address> without a type "
-                    "(No type specified for device address)",
-                    element=el.tag,
-                )
+    for addr in root.iterfind("devices/*/address"):
+        if not addr.get("type"):
+            tag = addr.getparent().tag
+            raise InputError(
+                f"<{tag}> has an <address> without a type (No type specified for device address)",
+                element=tag,
+            )
 
 
 def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
@@ -365,7 +362,7 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
     """
     root = doc.root
     devs = _Devices(root.findall("devices"))  # none: an empty set
-    _check_domain(root, devs)
+    _check_domain(root)
 
     video = primary_video(devs)
     items: list[Device] = []
@@ -452,7 +449,7 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
             )
         )
         order += 1
-    for kind, model, markup in _implicit(devs, machine, dominant_quote(doc.text), ctrl_index):
+    for kind, model, markup in _implicit(devs, machine, doc.quote, ctrl_index):
         rank = devices.RANK.get(kind if kind != "controller" else "controller", 0) * 1000 + 999
         items.append(
             Device(None, kind, model, "implicit", None, Role.OTHER, order, rank, markup=markup)
@@ -465,7 +462,7 @@ def read_topology(doc: Document, machine: Machine, mtype: str) -> Topology:
         raise InputError(
             f"controller index 0 is {buses[0].model}, a {machine.name} machine needs {root_model}"
         )
-    items.extend(_auto_buses(items, buses, machine, dominant_quote(doc.text), order))
+    items.extend(_auto_buses(items, buses, machine, doc.quote, order))
     aliases = tuple((cpos, serial_addr[a]) for cpos, a in consoles if a in serial_addr)
     _check(items, buses)
     recorded = layout.read(root, machine)

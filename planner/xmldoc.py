@@ -11,6 +11,7 @@ document without a DTD (DTDs are refused: no entity can be expanded or fetched).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import namedtuple
 from dataclasses import dataclass, field
@@ -126,6 +127,11 @@ class Document:
             self._spans = spans
         return self._spans
 
+    @functools.cached_property
+    def quote(self) -> str:
+        """The attribute quote the document mostly uses (see :func:`dominant_quote`)."""
+        return dominant_quote(self.text)
+
     def position(self, el: etree._Element) -> int:
         return self._index[el]
 
@@ -206,7 +212,7 @@ class Editor:
 
     def __init__(self, doc: Document):
         self.doc = doc
-        self.quote = dominant_quote(doc.text)
+        self.quote = doc.quote
         self._edits: list[tuple[int, int, str]] = []  # (start, end, replacement)
         self._tags: dict[int, str] = {}  # element position -> its rewritten start tag
         self._inside: dict[int, list[str]] = {}  # empty element position -> children to add
