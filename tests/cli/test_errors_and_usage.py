@@ -208,3 +208,29 @@ def test_unplug_passes_its_lock_timeout_to_the_lock(monkeypatch):
     monkeypatch.setattr(detach, "unplug", unplug)
     one_line(run_main("unplug", "web1", "ens4", "--lock-timeout", "2.5"), 2)
     assert seen["lock_timeout"] == 2.5
+
+
+@pytest.mark.parametrize("command", ["relayout", "show", "hotplug", "unplug", "audit"])
+def test_a_command_parses_as_it_would_among_all(command, capsys):
+    """main() builds only the parser of the command it runs (start-up): that parser's
+    help is the one the parser of every command gives."""
+    from planner.cli import build_parser
+
+    helps = []
+    for parser in (build_parser(command), build_parser()):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+        helps.append(capsys.readouterr().out)
+    assert helps[0] == helps[1] and f"usage: planner {command}" in helps[0]
+
+
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["relayot", "x.xml"], "invalid choice: 'relayot' (choose from 'relayout', 'show', "),
+        (["--", "relayout"], "(choose from 'relayout', 'show', 'hotplug', 'unplug', 'audit')"),
+        (["-x", "relayout"], "unrecognized arguments: -x"),
+    ],
+)
+def test_a_usage_error_outside_a_command_still_knows_every_command(args, words):
+    assert words in one_line(run_main(*args), 2)
