@@ -132,6 +132,7 @@ def test_relayout_of_a_file_loads_neither_libvirt_nor_jinja2_nor_json():
     assert not loaded & {"libvirt", "jinja2", "json", "difflib", "xmltodict", "planner.virt"}
     # ... nor what only other commands or other output options need (start-up, bench row 2)
     others = {"planner.audit", "planner.firstfit", "planner.fleet", "planner.report"}
+    others |= {f"planner.cli.{c}" for c in ("show", "hotplug", "unplug", "audit")}
     output = {"planner.files", "planner.versions", "secrets", "platform", "traceback"}
     assert not loaded & (others | output)
 

@@ -31,11 +31,11 @@ any other exception (the top-level guard in :func:`main`).
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 
 from ..errors import PlannerError
-from . import audit, hotplug, relayout, show, unplug
 from .common import (  # noqa: F401 - the exit codes are planner.cli's public names
     EXIT_CHECK_DIRTY,
     EXIT_CODES,
@@ -65,13 +65,9 @@ FLAGS = {
     "fallback": "--fallback",
 }
 
-COMMANDS = {
-    "relayout": relayout,
-    "show": show,
-    "hotplug": hotplug,
-    "unplug": unplug,
-    "audit": audit,
-}
+# The commands, in the order --help lists them; each is the module of that name here,
+# imported only when its parser is built (see build_parser).
+COMMANDS = ("relayout", "show", "hotplug", "unplug", "audit")
 __all__ = ["main", "exit_code", "UsageError", "read_input", "warn", "EXIT_CODES"]
 
 
@@ -94,17 +90,21 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or of ``command`` alone (what it parses is the same;
-    building all five costs a millisecond of every run's start-up)."""
+    importing and building all five costs a millisecond or two of every run's start-up)."""
     parser = _Parser(
         prog="planner",
         description="PCI layouts for libvirt domains that keep guest NIC names predictable.",
     )
     parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, module in COMMANDS.items():
+    for name in COMMANDS:
         if command in (None, name):
-            module.add_parser(sub)
+            _module(name).add_parser(sub)
     return parser
+
+
+def _module(command: str):
+    return importlib.import_module(f"{__name__}.{command}")
 
 
 def _command(argv: list[str]) -> str | None:
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = sys.argv[1:]
     try:
         args = build_parser(_command(argv)).parse_args(argv)
-        return COMMANDS[args.command].run(args)
+        return _module(args.command).run(args)
     except PlannerError as exc:
         _say(error_line(exc))
         return exit_code(exc)

@@ -102,12 +102,12 @@ def test_argparse_errors_are_one_planner_error_line_exit_2(args, words):
 
 
 def test_an_unexpected_exception_is_one_line_naming_a_bug_exit_70(monkeypatch):
-    from planner.cli import COMMANDS
+    from planner.cli import show
 
     def broken(args):
         raise ZeroDivisionError("division by zero\nsecond line")
 
-    monkeypatch.setattr(COMMANDS["show"], "run", broken)
+    monkeypatch.setattr(show, "run", broken)
     monkeypatch.delenv("PLANNER_DEBUG", raising=False)
     line = one_line(run_main("show", "x.xml"), 70)
     assert "a bug in planner" in line and "ZeroDivisionError: division by zero second line" in line
@@ -120,7 +120,7 @@ def test_an_unexpected_exception_is_one_line_naming_a_bug_exit_70(monkeypatch):
 
 def test_a_libvirt_error_that_escapes_keeps_its_meaning(monkeypatch):
     libvirt = pytest.importorskip("libvirt")
-    from planner.cli import COMMANDS
+    from planner.cli import show
 
     def raising(code):
         def run(args):
@@ -130,9 +130,9 @@ def test_a_libvirt_error_that_escapes_keeps_its_meaning(monkeypatch):
 
         return run
 
-    monkeypatch.setattr(COMMANDS["show"], "run", raising(libvirt.VIR_ERR_NO_DOMAIN))
+    monkeypatch.setattr(show, "run", raising(libvirt.VIR_ERR_NO_DOMAIN))
     assert "no longer exists" in one_line(run_main("show", "x.xml"), 4)
-    monkeypatch.setattr(COMMANDS["show"], "run", raising(libvirt.VIR_ERR_OPERATION_FAILED))
+    monkeypatch.setattr(show, "run", raising(libvirt.VIR_ERR_OPERATION_FAILED))
     assert "libvirt said no" in one_line(run_main("show", "x.xml"), 6)
 
 
