@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from .acpi import assign_acpi_indexes
 from .apply import apply_plan
 from .machines import read_topology
 from .names import name_nics
@@ -38,6 +37,8 @@ def make_plan(topology: Topology, policy: Policy) -> Plan:
     """Plan the layout of a domain on its machine, with ACPI indexes if asked."""
     plan = topology.chipset.plan(topology, policy)
     if policy.acpi_index:
+        from .acpi import assign_acpi_indexes  # loaded only when asked for
+
         plan = assign_acpi_indexes(plan)
     return plan
 
