@@ -17,11 +17,11 @@ All cases of a property run in one JVM, as many VM starts in one agent would.
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cli_runner import Completed, run_main
 from lxml import etree
 
 from .hook import (
@@ -100,7 +100,7 @@ SKIPPED["i-2-42-VM"] = vm_xml("i-2-42-VM", MACS[:2], quote='"')
 
 @dataclass
 class Run:
-    equality: dict[str, tuple[Outcome, subprocess.CompletedProcess]]
+    equality: dict[str, tuple[Outcome, Completed]]
     stability: dict[str, Outcome]
     skipped: dict[str, Outcome]
 
@@ -117,7 +117,9 @@ def run(tmp_path_factory) -> Run:
     """Every happy-path case through the hook in one JVM, and planner's own output for each.
 
     The hook's settings are the defaults (``planner`` from the agent's PATH) but for the
-    extra arguments and the skip pattern, which get hook directories of their own.
+    extra arguments and the skip pattern, which get hook directories of their own. planner's
+    own output, status and error line come from ``planner.cli.main`` in this process (that
+    the console script and ``python -m planner`` are that function is tests/cli/test_smoke.py's).
     """
     work = tmp_path_factory.mktemp("cloudstack-hook")
     planner = planner_command(work / "bin")
@@ -134,10 +136,7 @@ def run(tmp_path_factory) -> Run:
     cases += [Case(k, x.encode(), skip_dir) for k, x in SKIPPED.items()]
     proc, dirs = start_agent(cases, work / "agent", f"{planner.parent}:{SYSTEM_PATH}")
     # planner's own output, while the agent runs
-    references = {
-        k: subprocess.run([planner, "relayout", *e.args, "-"], input=e.xml, capture_output=True)
-        for k, e in EQUALITY.items()
-    }
+    references = {k: run_main("relayout", *e.args, "-", stdin=e.xml) for k, e in EQUALITY.items()}
     outcomes = collect(proc, dirs)
     n, m = len(EQUALITY), len(STABILITY)
     return Run(
