@@ -13,7 +13,8 @@ Three properties, each over the real script in samples/cloudstack/, driven by
 - it is stable across restarts: the same XML gives the same output, and CloudStack's
   regenerated XML with one more NIC keeps every device where it was.
 
-All cases of a property run in one JVM, as many VM starts in one agent would.
+All cases of a property run in one JVM, as many VM starts in one agent would, in the
+background while the other tests run (tests/background.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from background import job
 from cli_runner import Completed, run_main
 from lxml import etree
 
@@ -156,13 +158,12 @@ class Run:
         )
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Run:
-    """Every happy-path case through the hook in one JVM, and planner's own output for each.
+@job("run")
+def run_happy_paths(tmp_path_factory) -> list[Outcome]:
+    """Every happy-path case through the hook in one JVM: equality, stability, skipped.
 
     The hook's settings are the defaults (``planner`` from the agent's PATH) but for the
-    extra arguments and the skip pattern, which get hook directories of their own. planner's
-    own output, status and error line come from ``planner.cli.main`` in this process.
+    extra arguments and the skip pattern, which get hook directories of their own.
     """
     work = tmp_path_factory.mktemp("cloudstack-hook")
     planner = planner_command(work / "bin")
@@ -177,10 +178,18 @@ def run(tmp_path_factory) -> Run:
     cases = [Case(k, e.xml, hook_dir(e.args)) for k, e in EQUALITY.items()]
     cases += [Case(k, x.encode(), hook_dir(())) for k, x in STABILITY.items()]
     cases += [Case(k, x.encode(), skip_dir) for k, x in SKIPPED.items()]
-    proc, dirs = start_agent(cases, work / "agent", f"{planner.parent}:{SYSTEM_PATH}")
-    # planner's own output, while the agent runs
+    return collect(*start_agent(cases, work / "agent", f"{planner.parent}:{SYSTEM_PATH}"))
+
+
+@pytest.fixture(scope="module")
+def run(background_jobs) -> Run:
+    """The happy paths through the hook, and planner's own output for each.
+
+    planner's own output, status and error line come from ``planner.cli.main`` in this
+    process (the main thread: it swaps sys.stdout), while the agent runs.
+    """
     references = {k: reference(e.xml, e.args) for k, e in EQUALITY.items()}
-    outcomes = collect(proc, dirs)
+    outcomes = background_jobs.result(run_happy_paths)
     n, m = len(EQUALITY), len(STABILITY)
     return Run(
         equality={k: (o, references[k]) for k, o in zip(EQUALITY, outcomes[:n])},
@@ -383,8 +392,8 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def failed(tmp_path_factory) -> dict[str, tuple[Outcome, list[int]]]:
+@job("failed")
+def run_fail_open(tmp_path_factory) -> dict[str, tuple[Outcome, list[int]]]:
     """Every fail-open case in one JVM whose PATH has no planner."""
     work = tmp_path_factory.mktemp("cloudstack-fail-open")
     real = planner_command(work / "real-bin")
@@ -414,6 +423,11 @@ def failed(tmp_path_factory) -> dict[str, tuple[Outcome, list[int]]]:
         started = [int(p) for p in pids.read_text().split()] if pids.exists() else []
         result[key] = (outcome, started)
     return result
+
+
+@pytest.fixture(scope="module")
+def failed(background_jobs) -> dict[str, tuple[Outcome, list[int]]]:
+    return background_jobs.result(run_fail_open)
 
 
 @pytest.mark.parametrize("key", list(FAIL_CASES))
@@ -448,9 +462,10 @@ new OtherHook()
 """
 
 
-def test_the_driver_falls_back_as_the_agent_does(tmp_path) -> None:
-    """LibvirtKvmAgentHook and LibvirtStartCommandWrapper keep the XML when the script is
-    missing, returns null or lacks the method; so does the driver."""
+@job("fallbacks")
+def run_fallbacks(tmp_path_factory) -> tuple[dict[str, Path], list[Outcome]]:
+    """A missing script, one returning null, one without the method: one JVM, no planner."""
+    tmp_path = tmp_path_factory.mktemp("cloudstack-fallbacks")
     xml = vm_xml("i-2-42-VM", MACS[:2]).encode()
     dirs = {}
     for key, text in {"missing": None, "null": NULL_HOOK, "no method": NO_METHOD_HOOK}.items():
@@ -462,6 +477,19 @@ def test_the_driver_falls_back_as_the_agent_does(tmp_path) -> None:
     outcomes = collect(
         *start_agent([Case(k, xml, d) for k, d in dirs.items()], tmp_path / "agent", SYSTEM_PATH)
     )
+    return dirs, outcomes
+
+
+@pytest.fixture
+def fallbacks(background_jobs) -> tuple[dict[str, Path], list[Outcome]]:
+    return background_jobs.result(run_fallbacks)
+
+
+def test_the_driver_falls_back_as_the_agent_does(fallbacks) -> None:
+    """LibvirtKvmAgentHook and LibvirtStartCommandWrapper keep the XML when the script is
+    missing, returns null or lacks the method; so does the driver."""
+    xml = vm_xml("i-2-42-VM", MACS[:2]).encode()
+    dirs, outcomes = fallbacks
     logs = {k: [(r.logger, r.level, r.message) for r in o.log] for k, o in zip(dirs, outcomes)}
     print(f"\n{logs}")
     assert [o.output for o in outcomes] == [xml] * 3
