@@ -63,6 +63,9 @@ class Background:
     """The jobs of one session, each run once, at most ``WORKERS`` at a time."""
 
     def __init__(self, tmp_path_factory) -> None:
+        # The session's base temporary directory, made here in the main thread: pytest makes
+        # it on first use, which two threads at once would race for.
+        tmp_path_factory.getbasetemp()
         self._tmp = tmp_path_factory
         self._pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="background")
         self._futures: dict[Callable[[Any], Any], Future] = {}

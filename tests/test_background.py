@@ -75,3 +75,20 @@ def test_only_the_jobs_of_selected_tests_start_with_their_module_and_fixture(
     jobs.start(items)
     jobs.close()
     assert started == ["a"]
+
+
+def test_the_base_temporary_directory_is_made_in_the_main_thread_before_any_job():
+    """pytest makes it on first use: two jobs' first ``mktemp`` at once would race for it."""
+
+    class Factory:
+        made_in_main_thread: list[bool] = []
+
+        def getbasetemp(self):
+            self.made_in_main_thread.append(threading.current_thread() is threading.main_thread())
+
+    factory = Factory()
+    jobs = Background(factory)
+    try:
+        assert jobs.result(lambda f: f.made_in_main_thread[:]) == [True]
+    finally:
+        jobs.close()
