@@ -15,9 +15,13 @@ tests/conftest.py runs the modules of those tests last. The fixture waits for th
 raised (a failed assertion, ``pytest.fail``, ``pytest.skip``) in the test, as if the test had
 done the work itself. The work thus runs on the second core while the other tests run.
 
-A job never touches what the whole process shares (the current directory, ``sys.stdout``,
-the environment, signal handlers): that stays with the tests, in the main thread. Running
-``planner.cli.main`` in process (tests/cli_runner.py) is such a thing.
+A job never changes what the whole process shares (the current directory, ``sys.stdout``,
+the environment, the umask, signal handlers): that stays with the tests, in the main thread.
+Running ``planner.cli.main`` in process (tests/cli_runner.py) changes some, so a job never
+does it. The other way round, a job's processes inherit the environment and umask of the
+moment they start, which a test may have changed for a while (``monkeypatch.setenv`` of
+PLANNER_DEBUG or PLANNER_LOCK_DIR, ``os.umask``): nothing a job runs depends on those. A job
+uses absolute paths only, and each ``mktemp`` prefix of its own.
 """
 
 from __future__ import annotations
