@@ -5,8 +5,8 @@ A few tests spend seconds waiting for processes of their own: the CloudStack age
 and the planner processes its hook starts, the benchmark's pip and venvs, a copy of the
 repository running its corpus tests. Their work is a *job*: a function of
 ``tmp_path_factory`` that only starts processes and reads and writes files of its own,
-registered with ``@job("fixture")`` where ``fixture`` is the name of the fixture of the same
-module that hands its result to the tests.
+registered with ``@job("fixture", ...)`` where ``fixture`` names the fixture (or fixtures)
+of the same module that hand its result to the tests.
 
 When the session's tests are known, the ``background_jobs`` fixture (tests/conftest.py)
 starts every job a selected test needs, a test needing a job when it uses that fixture; and
@@ -38,19 +38,19 @@ WORKERS = 2
 @dataclass(frozen=True)
 class Job:
     module: str  # the module that registered it (its tests' module)
-    fixture: str  # the fixture of that module that waits for it
+    fixtures: tuple[str, ...]  # the fixtures of that module that wait for it
     fn: Callable[[Any], Any]  # fn(tmp_path_factory) -> the result
 
 
 _JOBS: list[Job] = []
 
 
-def job(fixture: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
-    """Register ``fn(tmp_path_factory)`` as the job that ``fixture`` of its module waits for."""
+def job(*fixtures: str) -> Callable[[Callable[[Any], Any]], Callable[[Any], Any]]:
+    """Register ``fn(tmp_path_factory)`` as the job these fixtures of its module wait for."""
 
     def register(fn: Callable[[Any], Any]) -> Callable[[Any], Any]:
-        _JOBS[:] = [j for j in _JOBS if (j.module, j.fixture) != (fn.__module__, fixture)]
-        _JOBS.append(Job(fn.__module__, fixture, fn))
+        _JOBS[:] = [j for j in _JOBS if (j.module, j.fn.__name__) != (fn.__module__, fn.__name__)]
+        _JOBS.append(Job(fn.__module__, fixtures, fn))
         return fn
 
     return register
@@ -60,7 +60,7 @@ def jobs_of(item) -> list[Job]:
     """The jobs a collected test needs: those whose fixture it uses, from its own module."""
     module = getattr(getattr(item, "module", None), "__name__", None)
     names = getattr(item, "fixturenames", ())
-    return [j for j in _JOBS if j.module == module and j.fixture in names]
+    return [j for j in _JOBS if j.module == module and set(j.fixtures) & set(names)]
 
 
 class Background:

@@ -19,8 +19,11 @@ def registry():
 
 
 def _registered(module: str, fixture: str, fn):
-    fn.__module__ = module
-    return job(fixture)(fn)
+    def work(factory):
+        return fn(factory)
+
+    work.__module__, work.__name__ = module, f"job_{fixture}"
+    return job(fixture)(work)
 
 
 def _item(module: str, *fixtures: str):

@@ -392,9 +392,9 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-@job("failed")
-def run_fail_open(tmp_path_factory) -> dict[str, tuple[Outcome, list[int]]]:
-    """Every fail-open case in one JVM whose PATH has no planner."""
+@job("failed", "fallbacks")
+def run_without_planner(tmp_path_factory) -> tuple[dict[str, tuple[Outcome, list[int]]], Fallbacks]:
+    """Every fail-open case, and the driver's fallbacks, in one JVM whose PATH has no planner."""
     work = tmp_path_factory.mktemp("cloudstack-fail-open")
     real = planner_command(work / "real-bin")
     cases, pid_files = [], []
@@ -413,6 +413,8 @@ def run_fail_open(tmp_path_factory) -> dict[str, tuple[Outcome, list[int]]]:
         hook_dir = install_hook(d / "hooks", planner=planner, timeout=case.timeout).parent
         cases.append(Case(key, case.xml.encode(), hook_dir))
         pid_files.append(pids)
+    fallback_dirs = fallback_hooks(work / "fallbacks")
+    cases += [Case(k, FALLBACK_XML, d) for k, d in fallback_dirs.items()]
     empty_bin = work / "empty-bin"
     empty_bin.mkdir()
     outcomes = collect(*start_agent(cases, work / "agent", f"{empty_bin}:{SYSTEM_PATH}"))
@@ -422,12 +424,12 @@ def run_fail_open(tmp_path_factory) -> dict[str, tuple[Outcome, list[int]]]:
     for key, outcome, pids in zip(FAIL_CASES, outcomes, pid_files):
         started = [int(p) for p in pids.read_text().split()] if pids.exists() else []
         result[key] = (outcome, started)
-    return result
+    return result, (fallback_dirs, outcomes[len(FAIL_CASES) :])
 
 
 @pytest.fixture(scope="module")
 def failed(background_jobs) -> dict[str, tuple[Outcome, list[int]]]:
-    return background_jobs.result(run_fail_open)
+    return background_jobs.result(run_without_planner)[0]
 
 
 @pytest.mark.parametrize("key", list(FAIL_CASES))
@@ -462,33 +464,32 @@ new OtherHook()
 """
 
 
-@job("fallbacks")
-def run_fallbacks(tmp_path_factory) -> tuple[dict[str, Path], list[Outcome]]:
-    """A missing script, one returning null, one without the method: one JVM, no planner."""
-    tmp_path = tmp_path_factory.mktemp("cloudstack-fallbacks")
-    xml = vm_xml("i-2-42-VM", MACS[:2]).encode()
+FALLBACK_XML = vm_xml("i-2-42-VM", MACS[:2]).encode()
+Fallbacks = tuple[dict[str, Path], list[Outcome]]
+
+
+def fallback_hooks(where: Path) -> dict[str, Path]:
+    """Hook directories with a missing script, one returning null, one without the method."""
     dirs = {}
     for key, text in {"missing": None, "null": NULL_HOOK, "no method": NO_METHOD_HOOK}.items():
-        d = tmp_path / key.replace(" ", "-")
-        d.mkdir()
+        d = where / key.replace(" ", "-")
+        d.mkdir(parents=True)
         if text is not None:
             (d / "libvirt-vm-xml-transformer.groovy").write_text(text)
         dirs[key] = d
-    outcomes = collect(
-        *start_agent([Case(k, xml, d) for k, d in dirs.items()], tmp_path / "agent", SYSTEM_PATH)
-    )
-    return dirs, outcomes
+    return dirs
 
 
-@pytest.fixture
-def fallbacks(background_jobs) -> tuple[dict[str, Path], list[Outcome]]:
-    return background_jobs.result(run_fallbacks)
+@pytest.fixture(scope="module")
+def fallbacks(background_jobs) -> Fallbacks:
+    """The fallback cases, run in the fail-open cases' JVM (no planner on its PATH)."""
+    return background_jobs.result(run_without_planner)[1]
 
 
 def test_the_driver_falls_back_as_the_agent_does(fallbacks) -> None:
     """LibvirtKvmAgentHook and LibvirtStartCommandWrapper keep the XML when the script is
     missing, returns null or lacks the method; so does the driver."""
-    xml = vm_xml("i-2-42-VM", MACS[:2]).encode()
+    xml = FALLBACK_XML
     dirs, outcomes = fallbacks
     logs = {k: [(r.logger, r.level, r.message) for r in o.log] for k, o in zip(dirs, outcomes)}
     print(f"\n{logs}")
