@@ -21,12 +21,13 @@ HEADER = "| # | benchmark | planner | floor | ratio (IQR) | target | met |"
 URI = os.environ.get("PLANNER_TEST_URI", "qemu:///system")
 
 
-def run_bench(*args: str, module: bool = False) -> str:
+def run_bench(*args: str, module: bool = False, env: dict[str, str] | None = None) -> str:
     entry = ["-m", "bench"] if module else [str(ROOT / "bench" / "run.py")]
     proc = subprocess.run(
         [sys.executable, *entry, "--quick", *args],
         stdin=subprocess.DEVNULL,
         capture_output=True,
+        env=env,
         text=True,
         timeout=900,
         cwd=ROOT,
@@ -37,10 +38,10 @@ def run_bench(*args: str, module: bool = False) -> str:
 
 
 @job("quick_bench")
-def run_quick_bench(tmp_path_factory) -> tuple[str, dict]:
+def run_quick_bench(tmp_path_factory, env: dict[str, str]) -> tuple[str, dict]:
     """bench --quick, rows 1, 2, 3 and 5: its output and its JSON."""
     json_file = tmp_path_factory.mktemp("bench-quick") / "bench.json"
-    out = run_bench("--rows", "1,2,3,5", "--json", str(json_file))
+    out = run_bench("--rows", "1,2,3,5", "--json", str(json_file), env=env)
     return out, json.loads(json_file.read_text())
 
 

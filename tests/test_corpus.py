@@ -109,7 +109,7 @@ Checked = tuple[str, subprocess.CompletedProcess]
 
 
 @job("schema_checks")
-def check_schemas(tmp_path_factory) -> dict[Path, Checked | None]:
+def check_schemas(tmp_path_factory, env: dict[str, str]) -> dict[Path, Checked | None]:
     """virt-xml-validate on every corpus file and, where the file validates, on its relayout.
 
     {file: (the relayout, virt-xml-validate's run on it)}, or None where the file does not
@@ -119,7 +119,7 @@ def check_schemas(tmp_path_factory) -> dict[Path, Checked | None]:
     checks: dict[Path, Checked | None] = {}
     for i, path in enumerate(FILES):
         checks[path] = None
-        if schema_check(path).returncode != 0:
+        if schema_check(path, env).returncode != 0:
             continue
         try:
             xml = relayout(path.read_bytes()).xml
@@ -127,7 +127,7 @@ def check_schemas(tmp_path_factory) -> dict[Path, Checked | None]:
             continue
         out = out_dir / f"{i:03d}-{path.name}"
         out.write_text(xml, encoding="utf-8")
-        checks[path] = (xml, schema_check(out))
+        checks[path] = (xml, schema_check(out, env))
     return checks
 
 

@@ -34,20 +34,21 @@ IGNORED = shutil.ignore_patterns(
 )
 
 
-def _repository_files() -> list[str]:
+def _repository_files(env: dict[str, str] | None = None) -> list[str]:
     """The files a clone has: tracked ones plus new ones not ignored (none without git)."""
     proc = subprocess.run(
         ["git", "-C", str(ROOT), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         capture_output=True,
         check=False,
+        env=env,
     )
     if proc.returncode != 0:  # an unpacked sdist: no git, the tree is what ships
         return []
     return [f for f in proc.stdout.decode().split("\0") if f and (ROOT / f).is_file()]
 
 
-def copy_repository(dest: Path) -> Path:
-    files = _repository_files()
+def copy_repository(dest: Path, env: dict[str, str] | None = None) -> Path:
+    files = _repository_files(env)
     if not files:
         shutil.copytree(ROOT, dest, ignore=IGNORED, symlinks=True)
         return dest
@@ -59,10 +60,12 @@ def copy_repository(dest: Path) -> Path:
 
 
 @job("corpus_in_a_copy")
-def run_corpus_in_a_copy(tmp_path_factory) -> tuple[list[str], subprocess.CompletedProcess]:
+def run_corpus_in_a_copy(
+    tmp_path_factory, env: dict[str, str]
+) -> tuple[list[str], subprocess.CompletedProcess]:
     """The copy's corpus tests, run in the copy: what the copy had beside it, and the run."""
     tmp_path = tmp_path_factory.mktemp("self-contained")
-    copy = copy_repository(tmp_path / "clone")
+    copy = copy_repository(tmp_path / "clone", env)
     beside = sorted(p.name for p in tmp_path.iterdir())
     local = [] if IN_CI else ["-k", f"not {SCHEMA_TEST}"]
     proc = subprocess.run(
@@ -87,6 +90,7 @@ def run_corpus_in_a_copy(tmp_path_factory) -> tuple[list[str], subprocess.Comple
         capture_output=True,
         text=True,
         timeout=600,
+        env=env,
     )
     return beside, proc
 

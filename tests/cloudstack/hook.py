@@ -143,8 +143,11 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\[\\nrt]", lambda m: table[m.group(0)], text)
 
 
-def start_agent(cases: list[Case], work: Path, path: str) -> tuple[subprocess.Popen, list[Path]]:
-    """Start the driver JVM on ``cases`` with ``PATH=path``; finish with ``collect``."""
+def start_agent(
+    cases: list[Case], work: Path, path: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, list[Path]]:
+    """Start the driver JVM on ``cases`` with ``PATH=path`` in ``env`` (by default this
+    process's environment); finish with ``collect``."""
     launcher = groovy()
     work.mkdir(parents=True, exist_ok=True)
     lines, dirs = [], []
@@ -159,11 +162,11 @@ def start_agent(cases: list[Case], work: Path, path: str) -> tuple[subprocess.Po
         dirs.append(d)
     manifest = work / "manifest.tsv"
     manifest.write_text("\n".join(lines) + "\n")
-    java_opts = f"{DRIVER_JAVA_OPTS} {os.environ.get('JAVA_OPTS', '')}".strip()
-    env = {**os.environ, "PATH": path, "JAVA_OPTS": java_opts}
+    base = dict(os.environ) if env is None else env
+    java_opts = f"{DRIVER_JAVA_OPTS} {base.get('JAVA_OPTS', '')}".strip()
     proc = subprocess.Popen(
         [launcher, str(DRIVER), str(manifest)],
-        env=env,
+        env={**base, "PATH": path, "JAVA_OPTS": java_opts},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -159,7 +159,7 @@ class Run:
 
 
 @job("run")
-def run_happy_paths(tmp_path_factory) -> list[Outcome]:
+def run_happy_paths(tmp_path_factory, env: dict[str, str]) -> list[Outcome]:
     """Every happy-path case through the hook in one JVM: equality, stability, skipped.
 
     The hook's settings are the defaults (``planner`` from the agent's PATH) but for the
@@ -178,7 +178,7 @@ def run_happy_paths(tmp_path_factory) -> list[Outcome]:
     cases = [Case(k, e.xml, hook_dir(e.args)) for k, e in EQUALITY.items()]
     cases += [Case(k, x.encode(), hook_dir(())) for k, x in STABILITY.items()]
     cases += [Case(k, x.encode(), skip_dir) for k, x in SKIPPED.items()]
-    return collect(*start_agent(cases, work / "agent", f"{planner.parent}:{SYSTEM_PATH}"))
+    return collect(*start_agent(cases, work / "agent", f"{planner.parent}:{SYSTEM_PATH}", env))
 
 
 @pytest.fixture(scope="module")
@@ -393,7 +393,9 @@ def _processes_mentioning(text: str) -> list[str]:
 
 
 @job("failed", "fallbacks")
-def run_without_planner(tmp_path_factory) -> tuple[dict[str, tuple[Outcome, list[int]]], Fallbacks]:
+def run_without_planner(
+    tmp_path_factory, env: dict[str, str]
+) -> tuple[dict[str, tuple[Outcome, list[int]]], Fallbacks]:
     """Every fail-open case, and the driver's fallbacks, in one JVM whose PATH has no planner."""
     work = tmp_path_factory.mktemp("cloudstack-fail-open")
     real = planner_command(work / "real-bin")
@@ -417,7 +419,7 @@ def run_without_planner(tmp_path_factory) -> tuple[dict[str, tuple[Outcome, list
     cases += [Case(k, FALLBACK_XML, d) for k, d in fallback_dirs.items()]
     empty_bin = work / "empty-bin"
     empty_bin.mkdir()
-    outcomes = collect(*start_agent(cases, work / "agent", f"{empty_bin}:{SYSTEM_PATH}"))
+    outcomes = collect(*start_agent(cases, work / "agent", f"{empty_bin}:{SYSTEM_PATH}", env))
     leftovers = _processes_mentioning(str(work))
     assert leftovers == [], f"processes left behind: {leftovers}"
     result = {}
