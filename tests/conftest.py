@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from background import Background, jobs_of
 from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,13 +40,29 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if IN_CI els
 
 def pytest_collection_modifyitems(config, items):
     """Mark every test that takes the ``conn`` fixture ``libvirt``, and those under
-    tests/e2e ``e2e``: the marker selection is then exact, whatever a file declares."""
+    tests/e2e ``e2e``: the marker selection is then exact, whatever a file declares.
+
+    The modules of tests that wait for a background job (tests/background.py) run last, in
+    their order: their jobs run while the other tests do."""
     e2e = ROOT / "tests" / "e2e"
     for item in items:
         if "conn" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.libvirt)
         if e2e in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.e2e)
+    late = {item.module for item in items if jobs_of(item)}
+    items[:] = [i for i in items if getattr(i, "module", None) not in late] + [
+        i for i in items if getattr(i, "module", None) in late
+    ]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_jobs(request, tmp_path_factory) -> Iterator[Background]:
+    """Starts the background jobs the selected tests need, as the first test starts."""
+    jobs = Background(tmp_path_factory)
+    jobs.start(request.session.items)
+    yield jobs
+    jobs.close()
 
 
 def _connect():

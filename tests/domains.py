@@ -222,12 +222,17 @@ def unavailable(why: str) -> None:
     pytest.skip(why)
 
 
-def schema_check(path: Path) -> subprocess.CompletedProcess:
-    """Run ``virt-xml-validate FILE domain``; returncode 0 means the file validates."""
+def schema_check(path: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run ``virt-xml-validate FILE domain``; returncode 0 means the file validates.
+
+    ``env``: the tool's environment (by default this process's), e.g. a background job's.
+    """
     tool = shutil.which("virt-xml-validate")
     if tool is None:
         unavailable("virt-xml-validate (libvirt-clients) is not installed")
-    return subprocess.run([tool, str(path), "domain"], capture_output=True, text=True, timeout=60)
+    return subprocess.run(
+        [tool, str(path), "domain"], capture_output=True, text=True, timeout=60, env=env
+    )
 
 
 def define_copy(conn, xml: str, prefix: str = "planner-test"):

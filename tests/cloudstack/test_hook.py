@@ -4,24 +4,29 @@ Three properties, each over the real script in samples/cloudstack/, driven by
 ``agent_hook.groovy`` (an emulation of the agent's LibvirtKvmAgentHook):
 
 - it is ``planner relayout -``: the XML the agent would start is planner's output byte for
-  byte, for every sample, every corpus file and CloudStack-style domains (system and user
-  VMs, single and double quotes, larger than a pipe buffer, extra arguments), and the XML
-  unchanged with one warning where planner refuses the input;
+  byte, for every sample, every corpus file (in CI; a local run takes a fixed sample of the
+  corpus, see ``hook_corpus``) and CloudStack-style domains (system and user VMs, single and
+  double quotes, larger than a pipe buffer, extra arguments), and the XML unchanged with one
+  warning where planner refuses the input;
 - it fails open: planner missing, failing, hanging or silent, or a malformed domain, each
   leaves the XML unchanged with exactly one warning, and no process behind;
 - it is stable across restarts: the same XML gives the same output, and CloudStack's
   regenerated XML with one more NIC keeps every device where it was.
 
-All cases of a property run in one JVM, as many VM starts in one agent would.
+All cases of a property run in one JVM, as many VM starts in one agent would, in the
+background while the other tests run (tests/background.py).
 """
 
 from __future__ import annotations
 
-import subprocess
+import functools
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from background import job
+from cli_runner import Completed, run_main
 from lxml import etree
 
 from .hook import (
@@ -80,9 +85,50 @@ def cloudstack_cases() -> dict[str, Expect]:
     }
 
 
+@functools.cache
+def reference(xml: bytes, args: tuple[str, ...] = ()) -> Completed:
+    """planner's own ``relayout ARGS -`` of ``xml``, in process: output, status, error line.
+
+    That the console script and ``python -m planner`` are ``planner.cli.main`` is
+    tests/cli/test_smoke.py's to prove.
+    """
+    return run_main("relayout", *args, "-", stdin=xml)
+
+
+# More than plain ASCII markup: a non-ASCII byte, an entity or character reference, a
+# comment, CDATA, a processing instruction or XML declaration, a CR or a tab.
+_SPECIAL = re.compile(rb"[^\x0a\x20-\x7e]|&|<!--|<!\[CDATA\[|<\?")
+
+
+def hook_corpus(files: list[Path]) -> list[Path]:
+    """The corpus files that go through the hook: every one in CI, a fixed sample locally.
+
+    Through the hook a corpus file checks the hook's plumbing (the bytes planner prints, or
+    the XML back with planner's error line), not planner's layout, which tests/test_corpus.py
+    checks for every file in process; and each costs a planner process and a compilation of
+    the script, about 0.15 s of CPU. So a local run (``CI`` unset) takes every file planner
+    refuses, the largest file of each folder, every file with more than plain ASCII markup
+    (``_SPECIAL``), and every 10th file in sorted order: 16 of the 130 today. CI
+    (``CI=true``) takes every file.
+    """
+    if IN_CI:
+        return files
+    chosen = set(files[::10])
+    for folder in {p.parent for p in files}:
+        chosen.add(max((p for p in files if p.parent == folder), key=lambda p: p.stat().st_size))
+    for p in files:
+        xml = p.read_bytes()
+        if _SPECIAL.search(xml) or reference(xml).returncode != 0:
+            chosen.add(p)
+    return [p for p in files if p in chosen]
+
+
+HOOK_CORPUS = hook_corpus(CORPUS_FILES)
+
+
 def equality_cases() -> dict[str, Expect]:
     cases = {f"samples/{p.name}": Expect(p.read_bytes()) for p in SAMPLES}
-    cases.update({f"corpus/{p.relative_to(CORPUS)}": Expect(p.read_bytes()) for p in CORPUS_FILES})
+    cases.update({f"corpus/{p.relative_to(CORPUS)}": Expect(p.read_bytes()) for p in HOOK_CORPUS})
     cases.update(cloudstack_cases())
     return cases
 
@@ -100,7 +146,7 @@ SKIPPED["i-2-42-VM"] = vm_xml("i-2-42-VM", MACS[:2], quote='"')
 
 @dataclass
 class Run:
-    equality: dict[str, tuple[Outcome, subprocess.CompletedProcess]]
+    equality: dict[str, tuple[Outcome, Completed]]
     stability: dict[str, Outcome]
     skipped: dict[str, Outcome]
 
@@ -112,9 +158,9 @@ class Run:
         )
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory) -> Run:
-    """Every happy-path case through the hook in one JVM, and planner's own output for each.
+@job("run")
+def run_happy_paths(tmp_path_factory, env: dict[str, str]) -> list[Outcome]:
+    """Every happy-path case through the hook in one JVM: equality, stability, skipped.
 
     The hook's settings are the defaults (``planner`` from the agent's PATH) but for the
     extra arguments and the skip pattern, which get hook directories of their own.
@@ -132,13 +178,18 @@ def run(tmp_path_factory) -> Run:
     cases = [Case(k, e.xml, hook_dir(e.args)) for k, e in EQUALITY.items()]
     cases += [Case(k, x.encode(), hook_dir(())) for k, x in STABILITY.items()]
     cases += [Case(k, x.encode(), skip_dir) for k, x in SKIPPED.items()]
-    proc, dirs = start_agent(cases, work / "agent", f"{planner.parent}:{SYSTEM_PATH}")
-    # planner's own output, while the agent runs
-    references = {
-        k: subprocess.run([planner, "relayout", *e.args, "-"], input=e.xml, capture_output=True)
-        for k, e in EQUALITY.items()
-    }
-    outcomes = collect(proc, dirs)
+    return collect(*start_agent(cases, work / "agent", f"{planner.parent}:{SYSTEM_PATH}", env))
+
+
+@pytest.fixture(scope="module")
+def run(background_jobs) -> Run:
+    """The happy paths through the hook, and planner's own output for each.
+
+    planner's own output, status and error line come from ``planner.cli.main`` in this
+    process (the main thread: it swaps sys.stdout), while the agent runs.
+    """
+    references = {k: reference(e.xml, e.args) for k, e in EQUALITY.items()}
+    outcomes = background_jobs.result(run_happy_paths)
     n, m = len(EQUALITY), len(STABILITY)
     return Run(
         equality={k: (o, references[k]) for k, o in zip(EQUALITY, outcomes[:n])},
@@ -186,7 +237,7 @@ def test_most_of_the_corpus_is_laid_out(run: Run) -> None:
     refused = [k for k, (_, ref) in run.equality.items() if ref.returncode != 0]
     print(f"\nlaid out: {len(laid_out)}, refused by planner (XML unchanged): {len(refused)}")
     assert len(laid_out) + len(refused) == len(EQUALITY)
-    assert len(laid_out) >= len(SAMPLES) + len(cloudstack_cases()) + len(CORPUS_FILES) // 2
+    assert len(laid_out) >= len(SAMPLES) + len(cloudstack_cases()) + len(HOOK_CORPUS) // 2
     for key in cloudstack_cases():
         outcome, reference = run.equality[key]
         assert reference.returncode == 0, reference.stderr
@@ -341,9 +392,11 @@ def _processes_mentioning(text: str) -> list[str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def failed(tmp_path_factory) -> dict[str, tuple[Outcome, list[int]]]:
-    """Every fail-open case in one JVM whose PATH has no planner."""
+@job("failed", "fallbacks")
+def run_without_planner(
+    tmp_path_factory, env: dict[str, str]
+) -> tuple[dict[str, tuple[Outcome, list[int]]], Fallbacks]:
+    """Every fail-open case, and the driver's fallbacks, in one JVM whose PATH has no planner."""
     work = tmp_path_factory.mktemp("cloudstack-fail-open")
     real = planner_command(work / "real-bin")
     cases, pid_files = [], []
@@ -362,16 +415,23 @@ def failed(tmp_path_factory) -> dict[str, tuple[Outcome, list[int]]]:
         hook_dir = install_hook(d / "hooks", planner=planner, timeout=case.timeout).parent
         cases.append(Case(key, case.xml.encode(), hook_dir))
         pid_files.append(pids)
+    fallback_dirs = fallback_hooks(work / "fallbacks")
+    cases += [Case(k, FALLBACK_XML, d) for k, d in fallback_dirs.items()]
     empty_bin = work / "empty-bin"
     empty_bin.mkdir()
-    outcomes = collect(*start_agent(cases, work / "agent", f"{empty_bin}:{SYSTEM_PATH}"))
+    outcomes = collect(*start_agent(cases, work / "agent", f"{empty_bin}:{SYSTEM_PATH}", env))
     leftovers = _processes_mentioning(str(work))
     assert leftovers == [], f"processes left behind: {leftovers}"
     result = {}
     for key, outcome, pids in zip(FAIL_CASES, outcomes, pid_files):
         started = [int(p) for p in pids.read_text().split()] if pids.exists() else []
         result[key] = (outcome, started)
-    return result
+    return result, (fallback_dirs, outcomes[len(FAIL_CASES) :])
+
+
+@pytest.fixture(scope="module")
+def failed(background_jobs) -> dict[str, tuple[Outcome, list[int]]]:
+    return background_jobs.result(run_without_planner)[0]
 
 
 @pytest.mark.parametrize("key", list(FAIL_CASES))
@@ -406,20 +466,33 @@ new OtherHook()
 """
 
 
-def test_the_driver_falls_back_as_the_agent_does(tmp_path) -> None:
-    """LibvirtKvmAgentHook and LibvirtStartCommandWrapper keep the XML when the script is
-    missing, returns null or lacks the method; so does the driver."""
-    xml = vm_xml("i-2-42-VM", MACS[:2]).encode()
+FALLBACK_XML = vm_xml("i-2-42-VM", MACS[:2]).encode()
+Fallbacks = tuple[dict[str, Path], list[Outcome]]
+
+
+def fallback_hooks(where: Path) -> dict[str, Path]:
+    """Hook directories with a missing script, one returning null, one without the method."""
     dirs = {}
     for key, text in {"missing": None, "null": NULL_HOOK, "no method": NO_METHOD_HOOK}.items():
-        d = tmp_path / key.replace(" ", "-")
-        d.mkdir()
+        d = where / key.replace(" ", "-")
+        d.mkdir(parents=True)
         if text is not None:
             (d / "libvirt-vm-xml-transformer.groovy").write_text(text)
         dirs[key] = d
-    outcomes = collect(
-        *start_agent([Case(k, xml, d) for k, d in dirs.items()], tmp_path / "agent", SYSTEM_PATH)
-    )
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def fallbacks(background_jobs) -> Fallbacks:
+    """The fallback cases, run in the fail-open cases' JVM (no planner on its PATH)."""
+    return background_jobs.result(run_without_planner)[1]
+
+
+def test_the_driver_falls_back_as_the_agent_does(fallbacks) -> None:
+    """LibvirtKvmAgentHook and LibvirtStartCommandWrapper keep the XML when the script is
+    missing, returns null or lacks the method; so does the driver."""
+    xml = FALLBACK_XML
+    dirs, outcomes = fallbacks
     logs = {k: [(r.logger, r.level, r.message) for r in o.log] for k, o in zip(dirs, outcomes)}
     print(f"\n{logs}")
     assert [o.output for o in outcomes] == [xml] * 3
