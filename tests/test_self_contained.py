@@ -15,7 +15,6 @@ The copy and its run are a background job, run while the other tests run
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -24,9 +23,9 @@ from pathlib import Path
 
 import pytest
 from background import job
+from domains import IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SCHEMA_TEST = "test_relayout_validates_if_the_input_did"
 CORPUS_SOURCES = ROOT / "tests" / "corpus" / "SOURCES.md"
 IGNORED = shutil.ignore_patterns(
