@@ -7,15 +7,15 @@ The public API is small and import-light (libvirt is imported only by hot-plug):
 - :func:`unplug` detaches one PCI device and waits until the guest has released it.
 - :mod:`planner.errors`: typed errors carrying data (element, address, limit, option).
 
-``relayout`` and the pure ``hotplug`` module are imported eagerly on purpose: a
-function and a submodule share each name, and the function must be bound after the
-submodule is loaded, or loading it later would replace the function. Neither loads
-libvirt.
+``relayout`` is imported eagerly on purpose: the function and its submodule share the
+name, and the function must be bound after the submodule is loaded, or loading it
+later would replace the function. No submodule is named ``hotplug`` or ``unplug``:
+those functions live in :mod:`planner.attach` and :mod:`planner.detach`, whose pure
+choice is :mod:`planner.choice`. Nothing here loads libvirt.
 """
 
 from __future__ import annotations
 
-from . import hotplug as _choice  # noqa: F401 - loaded before def hotplug below
 from ._version import __version__
 from .errors import (
     AddressClash,

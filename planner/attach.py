@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 from . import acpi, devices, lock, virt
+from .choice import choose
 from .errors import (
     AddressClash,
     InputError,
@@ -23,7 +24,6 @@ from .errors import (
     PlannerError,
     UnsupportedError,
 )
-from .hotplug import choose
 from .machines import needs_resolving, read_topology
 from .names import guest_bus_numbers, predict
 from .pci import PciAddress

@@ -3,7 +3,7 @@
 A pure function of a domain's live and persistent XML (:func:`audit_domain`) gives one
 typed :class:`AuditRow`: the machine, each NIC (MAC, address, guest name), the layout
 planner recorded (if any), the name the next NIC gets with ``planner hotplug`` (the
-choice of :mod:`planner.hotplug`) and with a plain ``virsh attach-device`` of a virtio
+choice of :mod:`planner.choice`) and with a plain ``virsh attach-device`` of a virtio
 NIC without an address (libvirt's own first-fit, :mod:`planner.firstfit`, live and
 persistent), and a verdict:
 
@@ -36,9 +36,9 @@ import re
 from dataclasses import dataclass, field
 
 from . import acpi
+from .choice import choose
 from .errors import NoRoomError, PlannerError, UnsupportedError
 from .firstfit import guest_name, hotplug_off, predict_first_fit
-from .hotplug import choose
 from .machines import read_topology
 from .names import name_nics
 from .pci import PciAddress

@@ -79,12 +79,3 @@ class Plan:
     @property
     def nic_placements(self) -> tuple[Placement, ...]:
         return tuple(p for p in self.placements if p.device.role is Role.NIC)
-
-
-@dataclass(frozen=True)
-class Choice:
-    """Where a hot-plugged device goes, under which layout, with what to tell the user."""
-
-    address: PciAddress
-    layout: LayoutRecord
-    warnings: tuple[str, ...] = ()

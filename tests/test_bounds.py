@@ -158,7 +158,7 @@ def test_hotplug_refuses_a_huge_recorded_nic_range_before_choosing():
         "from domains import nic, pc_domain\n"
         "from test_bounds import PC_META\n"
         "from planner.errors import InputError\n"
-        "from planner.hotplug import choose\n"
+        "from planner.choice import choose\n"
         "from planner.machines import read_topology\n"
         "from planner.xmldoc import Document\n"
         "xml = pc_domain(nic(3), metadata=PC_META.format(first='0x03', slots='99999999999'))\n"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from planner.choice import choose
 from planner.errors import InputError, NoRoomError
-from planner.hotplug import choose
 from planner.machines import read_topology
 from planner.pci import PciAddress
 from planner.xmldoc import Document

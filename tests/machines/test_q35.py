@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from planner import relayout
+from planner.choice import choose
 from planner.errors import NoRoomError
-from planner.hotplug import choose
 from planner.machines import read_topology
 from planner.relayout import nic_names
 from planner.topology import Role

@@ -4,22 +4,29 @@ A running domain has two definitions: the live one and the persistent one that
 the next boot uses. A slot is free only if it is free in both; otherwise a device
 attached live could collide with one that exists only in the config, or a
 restart could move it. The machine (:mod:`planner.machines`) decides which free
-place a device of a kind takes.
-
-The package imports this module before it defines the public ``planner.hotplug()``
-function, so the function, not this module, is the package's ``hotplug`` attribute
-(as with ``relayout``).
+place a device of a kind takes. Only hot-plug, unplug and the audit import this
+module: a relayout never does.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from .errors import InputError, NoRoomError
 from .layout import LayoutRecord
 from .pci import PciAddress
-from .plan import Choice
 from .topology import Topology, occupied
 
 POLICIES = ("lowest", "after-last")
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Where a hot-plugged device goes, under which layout, with what to tell the user."""
+
+    address: PciAddress
+    layout: LayoutRecord
+    warnings: tuple[str, ...] = ()
 
 
 def effective_layout(topos: list[Topology]) -> tuple[LayoutRecord, tuple[str, ...]]:
