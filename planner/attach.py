@@ -187,7 +187,8 @@ def _hotplug(
             except (InputError, UnsupportedError) as exc:
                 if not fallback:
                     raise
-                return _attach_fallback(domain, el, flags, dry_run, f"domain XML: {exc}")
+                why = f"domain XML: {exc}"
+                return _attach_fallback(domain, el, flags, dry_run, why, before=xmls)
             acpi_index = acpi.hotplug_index(topos, el, policy)
             if acpi_index is not None:
                 virt.check_acpi_index_support(domain.connect())
@@ -197,7 +198,7 @@ def _hotplug(
                 if not fallback:
                     raise
                 acpi.set_index(el, acpi_index)
-                return _attach_fallback(domain, el, flags, dry_run, str(exc))
+                return _attach_fallback(domain, el, flags, dry_run, str(exc), before=xmls)
             _set_address(el, choice.address)
             acpi.set_index(el, acpi_index)
             xml = etree.tostring(el, encoding="unicode")
@@ -207,7 +208,6 @@ def _hotplug(
             result = HotplugResult(el.tag, choice.address, name, xml, not dry_run, choice.warnings)
             if dry_run:
                 return result
-            before = _addresses(xmls)
             try:
                 virt.attach(domain, xml, flags)
             except AddressClash:
@@ -215,41 +215,45 @@ def _hotplug(
                     time.sleep(0.05 * (attempt + 1))
                     continue
                 raise
-            return _read_back(domain, el, result, before)
+            return _read_back(domain, el, result, flags, before=xmls)
     raise LibvirtRefused("the address kept being taken by another attach")  # pragma: no cover
 
 
-def _read_back(domain, el: etree._Element, result: HotplugResult, before) -> HotplugResult:
+def _read_back(
+    domain, el: etree._Element, result: HotplugResult, flags: int, before: dict[str, str]
+) -> HotplugResult:
     """The address libvirt really used, read back from the domain after the attach.
 
     libvirt may put a device elsewhere than asked; the report says where it is. The
     device is attached by now: nothing here may fail (a domain that vanished or XML
-    planner cannot read leaves the planned address, with a warning)."""
+    planner cannot read leaves the planned address, with a warning). ``before`` are the
+    XMLs read before the attach."""
     kind, mac = _identify(el)
     try:
-        after = virt.domain_xmls(domain)
-        actual = _located(after, kind, mac, before)
+        after = virt.attached_xml(domain, flags)
+        actual = _located(after, kind, mac, before, flags)
     except PlannerError as exc:
         why = f"attached, but the domain XML could not be read back ({exc})"
         return dataclasses.replace(result, warnings=(*result.warnings, why))
     if actual is None or actual == result.address:
         return result
     warning = f"libvirt put the device at {actual}, not at the planned {result.address}"
-    name = _name_at(next(iter(after.values())), actual) if kind == "interface" else None
+    name = _name_at(after, actual) if kind == "interface" else None
     return dataclasses.replace(
         result, address=actual, guest_name=name, warnings=(*result.warnings, warning)
     )
 
 
-def _located(xmls: dict[str, str], kind: str, mac: str | None, before) -> PciAddress | None:
-    """Where the device is now: by its MAC, else the one new PCI address."""
-    xml = xmls.get("live") or xmls.get("config")
-    if xml is None:
-        return None
+def _located(
+    xml: str, kind: str, mac: str | None, before: dict[str, str], flags: int
+) -> PciAddress | None:
+    """Where the attached device is in ``xml`` (read back with ``flags``): by its MAC,
+    else the one PCI address that is new since the same XML of ``before``."""
     found = _placed_at(xml, kind, mac)
     if found is not None:
         return found
-    new = _addresses({"": xml}) - before
+    earlier = before.get("live" if virt.affects_live(flags) else "config")
+    new = _addresses(xml) - (_addresses(earlier) if earlier else set())
     return min(new) if len(new) == 1 else None
 
 
@@ -263,12 +267,9 @@ def _name_at(domain_xml: str, addr: PciAddress) -> str | None:
     return _guest_name(topo, addr, index)
 
 
-def _addresses(xmls: dict[str, str]) -> set[PciAddress]:
-    """Every device's own PCI address in the first of the XMLs (live, else persistent),
-    read without the topology rules; unreadable addresses and documents give nothing."""
-    xml = xmls.get("live") or xmls.get("config") or next(iter(xmls.values()), None)
-    if xml is None:
-        return set()
+def _addresses(xml: str) -> set[PciAddress]:
+    """Every device's own PCI address in a domain XML, read without the topology rules;
+    unreadable addresses and documents give nothing."""
     try:
         devs = Document.parse(xml).root.find("devices")
     except PlannerError:
@@ -279,24 +280,26 @@ def _addresses(xmls: dict[str, str]) -> set[PciAddress]:
     return {a for a in found if a is not None}
 
 
-def _attach_fallback(domain, el: etree._Element, flags: int, dry_run: bool, why: str):
+def _attach_fallback(
+    domain, el: etree._Element, flags: int, dry_run: bool, why: str, before: dict[str, str]
+):
     """--fallback: let libvirt choose the address, then say where it put the device.
 
     Works on domains whose XML planner cannot lay out, too: it reads only addresses.
+    ``before`` are the XMLs read before the attach.
     """
     kind, mac = _identify(el)
     xml = etree.tostring(el, encoding="unicode")
     if dry_run:
         return HotplugResult(kind, None, None, xml, False, (f"{why}; libvirt would choose",))
-    before = _addresses(virt.domain_xmls(domain))
     virt.attach(domain, xml, flags)
     # Attached: from here on nothing may fail, or a re-run would attach a second device.
     addr, name = None, None
     try:
-        after = virt.domain_xmls(domain)
-        addr = _located(after, kind, mac, before)
+        after = virt.attached_xml(domain, flags)
+        addr = _located(after, kind, mac, before, flags)
         if kind == "interface" and addr:
-            name = _name_at(next(iter(after.values())), addr)
+            name = _name_at(after, addr)
     except PlannerError:
         pass
     warning = f"{why}; libvirt chose {addr if addr else 'an address'}"

@@ -116,6 +116,21 @@ def domain_xmls(dom) -> dict[str, str]:
     return out
 
 
+def affects_live(flags: int) -> bool:
+    """Whether attach flags change the running domain (else only its persistent XML)."""
+    return bool(flags & _libvirt().VIR_DOMAIN_AFFECT_LIVE)
+
+
+def attached_xml(dom, flags: int) -> str:
+    """The one XML an attach with ``flags`` shows in: the live XML if it was live, else
+    the persistent one (an attach of both shows in both; reading one is enough)."""
+    libvirt = _libvirt()
+    try:
+        return dom.XMLDesc(0 if affects_live(flags) else libvirt.VIR_DOMAIN_XML_INACTIVE)
+    except libvirt.libvirtError as exc:
+        raise refused(exc, f"cannot read domain XML: {message(exc)}") from None
+
+
 def attach_flags(dom, live: bool, config: bool) -> int:
     """LIVE|CONFIG as the domain's state allows, or what --live/--config restrict to."""
     libvirt = _libvirt()

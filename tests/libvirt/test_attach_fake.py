@@ -145,6 +145,55 @@ def test_the_address_reported_is_the_one_libvirt_used():
     assert any("not at the planned 0000:00:04.0" in w for w in result.warnings)
 
 
+class TwoXmlDomain(ElsewhereDomain):
+    """A running, persistent domain with a live and a persistent XML of its own; libvirt
+    puts the device at 00:07.0 in each XML the attach's flags touch. Counts XMLDesc."""
+
+    def __init__(self, xml: str):
+        super().__init__(xml)
+        self.xmls = {"live": xml, "config": xml}
+        self.reads: list[str] = []
+
+    def XMLDesc(self, flags):  # noqa: N802
+        import libvirt
+
+        which = "config" if flags & libvirt.VIR_DOMAIN_XML_INACTIVE else "live"
+        self.reads.append(which)
+        return self.xmls[which]
+
+    def attachDeviceFlags(self, xml, flags):  # noqa: N802
+        import libvirt
+
+        for which, flag in (
+            ("live", libvirt.VIR_DOMAIN_AFFECT_LIVE),
+            ("config", libvirt.VIR_DOMAIN_AFFECT_CONFIG),
+        ):
+            if flags & flag:
+                self.xml = self.xmls[which]
+                super().attachDeviceFlags(xml, flags)
+                self.xmls[which] = self.xml
+        del self.attached[1:]
+
+
+def test_the_read_back_reads_one_xml_the_one_the_attach_changed():
+    dom = TwoXmlDomain(PC)
+    result = hotplug(dom, NIC)  # live and config: the live XML shows it
+    assert dom.reads == ["live", "config", "live"]  # before (both), then one read back
+    assert str(result.address) == "0000:00:07.0"
+    dom = TwoXmlDomain(PC)
+    result = hotplug(dom, NIC, config=True)  # a running domain, its next boot only
+    assert dom.reads == ["live", "config", "config"]
+    assert str(result.address) == "0000:00:07.0" and result.guest_name == "ens7"
+
+
+def test_the_read_back_finds_a_device_without_a_mac_by_its_new_address():
+    dom = TwoXmlDomain(PC)
+    no_mac = "<interface type='user'><model type='virtio'/></interface>"
+    result = hotplug(dom, no_mac, config=True)
+    assert str(result.address) == "0000:00:07.0"
+    assert any("not at the planned" in w for w in result.warnings)
+
+
 def test_fallback_never_crashes_after_attaching_whatever_the_domain_xml_holds():
     """After the attach, XML planner cannot read (here an address libvirt would not
     write) only costs the report its address: no exception, so no second attach."""
