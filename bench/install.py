@@ -54,17 +54,17 @@ def _pip(*args: str) -> None:
         raise RuntimeError(f"pip {' '.join(args[:1])} failed: {p.stderr.strip()[-800:]}")
 
 
-def build_wheel(tmp: Path) -> Path:
-    """A wheel of this tree, built from a clean copy of it."""
+def build_wheel(tmp: Path, root: Path = ROOT) -> Path:
+    """A wheel of the tree at root (this one by default), built from a clean copy of it."""
     src = tmp / "src"
 
     def ignore(d: str, names: list[str]) -> set[str]:
         skip = set(shutil.ignore_patterns(*_SKIP)(d, names))
-        if Path(d) == ROOT:
+        if Path(d) == root:
             skip |= _SKIP_TOP & set(names)
         return skip
 
-    shutil.copytree(ROOT, src, ignore=ignore)
+    shutil.copytree(root, src, ignore=ignore)
     wheels = tmp / "wheels"
     try:  # an isolated build fetches setuptools (and wheel) from the index or pip's cache
         _pip("wheel", "--no-deps", "-w", str(wheels), str(src))

@@ -74,3 +74,22 @@ def test_bench_quick_hotplug(conn):
     out = run_bench("--rows", "4", "--uri", URI)
     assert "hot-plug, whole process" in out  # row 4 ran against libvirtd, it was not skipped
     assert "(all found)" in out  # every attached NIC sits where planner said
+
+
+@pytest.mark.libvirt
+def test_bench_compare_times_a_revision_in_rows_2_and_4(conn):
+    """bench.compare: a git revision built, installed twice, timed in rows 2 and 4."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.compare", "--reps", "1", "--rounds", "1"]
+        + ["--uri", URI, "HEAD"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.splitlines()
+    for heading in ("row 2, with .pyc", "row 2, no .pyc", "row 4, planner hotplug"):
+        at = next(i for i, line in enumerate(lines) if line.startswith(heading))
+        assert lines[at + 1].split()[0] == "HEAD" and "×" in lines[at + 1]
