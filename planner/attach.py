@@ -35,6 +35,10 @@ RETRIES = 5  # attempts when another tool takes the chosen address first
 
 @dataclass(frozen=True)
 class HotplugResult:
+    """What a hot-plug did (or, dry run, would do): the device's element name, the address
+    libvirt used (None: libvirt chose and planner could not read it back), the guest name
+    of a NIC, the device XML sent, and warnings for the user."""
+
     kind: str
     address: PciAddress | None
     guest_name: str | None

@@ -52,6 +52,9 @@ VERDICTS = (OK, AT_RISK, FULL, UNSUPPORTED, ERROR, GONE)
 
 @dataclass(frozen=True)
 class NicInfo:
+    """A NIC of an audited domain: its MAC, address, predicted guest name, and which
+    definitions hold it."""
+
     mac: str | None
     address: PciAddress | None
     guest_name: str | None
@@ -85,6 +88,9 @@ class NextNic:
 
 @dataclass(frozen=True)
 class AuditRow:
+    """One domain's audit: its NICs and layout, the name the next NIC gets from
+    ``planner hotplug`` and from a plain ``virsh attach-device``, and the verdict."""
+
     domain: str
     state: str  # "running", "shut off", ... as libvirt says (or "" when unknown)
     persistent: bool

@@ -243,6 +243,9 @@ def domain_lock(domain, timeout: float = lock.DEFAULT_TIMEOUT):
 
 @dataclass(frozen=True)
 class UnplugResult:
+    """What an unplug did: the device, where it was, what was detached, and whether the
+    guest released it before the timeout."""
+
     kind: str
     label: str  # "interface 52:54:00:..", "disk vdb", ...
     mac: str | None

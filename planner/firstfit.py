@@ -170,6 +170,9 @@ def connect_type(machine: Machine | str, kind: str, model: str = "virtio") -> st
 
 @dataclass
 class _Bus:
+    """A bus as libvirt's first-fit search sees it: the slots a device may take, which
+    functions each slot has in use, and the slots root ports aggregate."""
+
     index: int
     model: str
     flags: frozenset[str]

@@ -45,6 +45,9 @@ class NewController:
 
 @dataclass(frozen=True)
 class Plan:
+    """Where every PCI device of a topology goes under a policy: one placement per
+    device, the controllers to add, the ACPI indexes to set, the layout to record."""
+
     topology: Topology
     policy: Policy
     layout: LayoutRecord

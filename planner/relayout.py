@@ -17,6 +17,8 @@ from .xmldoc import Document
 
 @dataclass(frozen=True)
 class RelayoutResult:
+    """The rewritten XML, the plan it applies and the XML it started from."""
+
     xml: str
     plan: Plan
     original: str

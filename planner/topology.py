@@ -72,6 +72,11 @@ class Bus:
 
 @dataclass(frozen=True)
 class Topology:
+    """A domain's PCI topology as libvirt would build it: every PCI device (with the
+    implicit ones libvirt adds), the buses by controller index, and what an earlier
+    relayout recorded. The machine that reads it (``chipset``) decides everything
+    chipset-specific; the rest of planner only asks it."""
+
     chipset: Machine  # the machine module that lays this domain out
     machine_type: str  # as written in the domain (or as libvirt resolved it)
     devices: tuple[Device, ...]
