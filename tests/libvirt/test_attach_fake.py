@@ -114,15 +114,20 @@ class ElsewhereDomain(FirstFitDomain):
     """libvirt puts the device at 00:07.0, whatever address the XML asks for."""
 
     def attachDeviceFlags(self, xml, flags):  # noqa: N802
+        self.attached.append(xml)
+        self.xml = self.placed(self.xml, xml)
+
+    @staticmethod
+    def placed(domain_xml: str, device_xml: str) -> str:
+        """domain_xml with the device added at 00:07.0."""
         import re
 
-        self.attached.append(xml)
-        placed = re.sub(r"<address [^>]*/>", "", xml).replace(
+        placed = re.sub(r"<address [^>]*/>", "", device_xml).replace(
             "</interface>",
             "<address type='pci' domain='0x0000' bus='0x00' slot='0x07' function='0x0'/>"
             "</interface>",
         )
-        self.xml = self.xml.replace("</devices>", placed + "</devices>")
+        return domain_xml.replace("</devices>", placed + "</devices>")
 
 
 def test_a_device_asking_for_slot_0_of_bus_0_is_refused_before_any_attach():
@@ -164,15 +169,13 @@ class TwoXmlDomain(ElsewhereDomain):
     def attachDeviceFlags(self, xml, flags):  # noqa: N802
         import libvirt
 
+        self.attached.append(xml)
         for which, flag in (
             ("live", libvirt.VIR_DOMAIN_AFFECT_LIVE),
             ("config", libvirt.VIR_DOMAIN_AFFECT_CONFIG),
         ):
             if flags & flag:
-                self.xml = self.xmls[which]
-                super().attachDeviceFlags(xml, flags)
-                self.xmls[which] = self.xml
-        del self.attached[1:]
+                self.xmls[which] = self.placed(self.xmls[which], xml)
 
 
 def test_the_read_back_reads_one_xml_the_one_the_attach_changed():
